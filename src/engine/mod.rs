@@ -1,0 +1,9 @@
+//! The engine: one request's path through Triage as plain Rust, with no web
+//! types inside. `pipeline` assembles the parts; each part is tested alone.
+
+pub mod call_log;
+pub mod classify;
+pub mod pipeline;
+pub mod pricing;
+pub mod providers;
+pub mod route;

@@ -1,0 +1,124 @@
+//! Building the running server from a `Config`: database, models, engine,
+//! and the axum app. `main` only parses the command line and calls in here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use leptos::prelude::LeptosOptions;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, LogFormat};
+use crate::engine::call_log::{CallLog, CallLogWorker};
+use crate::engine::pipeline::Pipeline;
+use crate::engine::providers::Providers;
+use crate::engine::providers::local::{LocalModel, LocalOptions};
+use crate::state::AppState;
+use crate::store::{self, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("local model: {0}")]
+    Model(#[from] crate::engine::providers::ProviderError),
+    #[error("leptos configuration: {0}")]
+    Leptos(String),
+    #[error("could not listen on {addr}: {source}")]
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+/// The engine and its workers, built from config (no HTTP).
+pub struct Engine {
+    pub pool: sqlx::PgPool,
+    pub pipeline: Arc<Pipeline>,
+    pub call_log: CallLog,
+    pub call_log_worker: CallLogWorker,
+}
+
+pub async fn build_engine(config: &Config) -> Result<Engine, StartError> {
+    let pool = store::connect_and_migrate(config.database_url.expose(), config.database_max_connections).await?;
+    let mut providers = Providers::default();
+    if config.local.enabled {
+        let path = config.gguf_path();
+        let options = LocalOptions::from(&config.local);
+        let started = std::time::Instant::now();
+        let model = tokio::task::spawn_blocking(move || LocalModel::load(&path, options))
+            .await
+            .map_err(|e| StartError::Leptos(e.to_string()))??;
+        tracing::info!(ms = started.elapsed().as_millis() as u64, "local model loaded");
+        providers.local = Some(Arc::new(model));
+    }
+    let (call_log, call_log_worker) = CallLog::start(pool.clone());
+    let pipeline = Pipeline::new(config, providers, pool.clone(), call_log.clone());
+    Ok(Engine { pool, pipeline, call_log, call_log_worker })
+}
+
+pub fn leptos_options(config: &Config) -> Result<LeptosOptions, StartError> {
+    // cargo-leptos sets LEPTOS_OUTPUT_NAME; a plain run reads Cargo.toml.
+    let from = if std::env::var_os("LEPTOS_OUTPUT_NAME").is_some() { None } else { Some("Cargo.toml") };
+    let mut options =
+        leptos::prelude::get_configuration(from).map_err(|e| StartError::Leptos(e.to_string()))?.leptos_options;
+    options.site_addr = config.addr;
+    Ok(options)
+}
+
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let leptos_options = leptos_options(&config)?;
+    let engine = build_engine(&config).await?;
+    let state = AppState {
+        leptos_options,
+        config: Arc::new(config.clone()),
+        pool: engine.pool.clone(),
+        pipeline: engine.pipeline.clone(),
+    };
+    let app = crate::http::build_app(state);
+    let listener =
+        TcpListener::bind(config.addr).await.map_err(|source| StartError::Bind { addr: config.addr, source })?;
+    tracing::info!("listening on http://{}", config.addr);
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("shutting down: finishing answers in progress");
+    engine.pipeline.wait_idle(Duration::from_secs(30)).await;
+    engine.call_log_worker.shutdown(engine.call_log).await;
+    tracing::info!("call log flushed; bye");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    // A second Ctrl-C means "now": don't wait for streams to finish.
+    tokio::spawn(async {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("triage: second interrupt, exiting without waiting");
+        std::process::exit(130);
+    });
+}

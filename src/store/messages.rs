@@ -1,0 +1,65 @@
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Message {
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub role: String,
+    pub content: String,
+    pub request_id: Option<Uuid>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub role: &'a str,
+    pub content: &'a str,
+    pub request_id: Option<Uuid>,
+    pub status: &'a str,
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, m: &NewMessage<'_>) -> Result<DateTime<Utc>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO messages (id, ticket_id, role, content, request_id, status)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at",
+    )
+    .bind(m.id)
+    .bind(m.ticket_id)
+    .bind(m.role)
+    .bind(m.content)
+    .bind(m.request_id)
+    .bind(m.status)
+    .fetch_one(db)
+    .await
+}
+
+/// The whole conversation, oldest first.
+pub async fn for_ticket(db: impl PgExecutor<'_>, ticket_id: Uuid) -> Result<Vec<Message>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, ticket_id, role, content, request_id, status, created_at
+         FROM messages WHERE ticket_id = $1 ORDER BY created_at, id",
+    )
+    .bind(ticket_id)
+    .fetch_all(db)
+    .await
+}
+
+/// The latest `limit` messages, oldest first (the model's context window).
+pub async fn recent(db: impl PgExecutor<'_>, ticket_id: Uuid, limit: i64) -> Result<Vec<Message>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM (
+            SELECT id, ticket_id, role, content, request_id, status, created_at
+            FROM messages WHERE ticket_id = $1 AND status = 'ok'
+            ORDER BY created_at DESC, id DESC LIMIT $2
+         ) latest ORDER BY created_at, id",
+    )
+    .bind(ticket_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}

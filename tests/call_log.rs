@@ -1,0 +1,76 @@
+//! The call log against real Postgres: batching, shutdown, idempotence.
+
+use chrono::Utc;
+use sqlx::PgPool;
+use triage::engine::call_log::CallLog;
+use triage::store::llm_calls::{self, CallRecord};
+use uuid::Uuid;
+
+fn row(i: usize) -> CallRecord {
+    CallRecord {
+        id: Uuid::new_v4(),
+        request_id: Uuid::new_v4(),
+        ticket_id: None,
+        api_key_id: None,
+        user_id: Some(format!("user-{i}")),
+        kind: "generate",
+        classifier: Some("heuristic".into()),
+        complexity: Some("simple".into()),
+        confidence: Some(0.7),
+        reason: None,
+        tier: Some("budget".into()),
+        policy: Some("cheapest_healthy".into()),
+        model: "m".into(),
+        provider: "local".into(),
+        input_tokens: 10,
+        output_tokens: 5,
+        cached_tokens: 0,
+        tokens_estimated: false,
+        cost_micros: i as i64,
+        saved_micros: 0,
+        latency_ms: 3,
+        ttft_ms: Some(1),
+        cache_status: "none".into(),
+        attempt: 1,
+        status: "ok".into(),
+        error: None,
+        experiment_id: None,
+        variant: None,
+        properties: serde_json::json!({"team": "billing"}),
+        created_at: Utc::now(),
+    }
+}
+
+async fn count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM llm_calls").fetch_one(pool).await.unwrap()
+}
+
+#[sqlx::test(migrator = "triage::store::MIGRATOR")]
+async fn shutdown_writes_every_queued_row_across_batches(pool: PgPool) {
+    let (log, worker) = CallLog::start(pool.clone());
+    for i in 0..1_234 {
+        log.record(row(i));
+    }
+    worker.shutdown(log.clone()).await;
+    assert_eq!(count(&pool).await, 1_234);
+    let total: i64 =
+        sqlx::query_scalar("SELECT sum(cost_micros)::bigint FROM llm_calls").fetch_one(&pool).await.unwrap();
+    assert_eq!(total, (0..1_234).sum::<i64>());
+}
+
+#[sqlx::test(migrator = "triage::store::MIGRATOR")]
+async fn flush_returns_once_earlier_rows_are_visible(pool: PgPool) {
+    let (log, _worker) = CallLog::start(pool.clone());
+    log.record(row(1));
+    log.record(row(2));
+    log.flush().await;
+    assert_eq!(count(&pool).await, 2);
+}
+
+#[sqlx::test(migrator = "triage::store::MIGRATOR")]
+async fn a_batch_written_twice_stores_each_row_once(pool: PgPool) {
+    let rows: Vec<CallRecord> = (0..10).map(row).collect();
+    assert_eq!(llm_calls::insert_many(&pool, &rows).await.unwrap(), 10);
+    assert_eq!(llm_calls::insert_many(&pool, &rows).await.unwrap(), 0);
+    assert_eq!(count(&pool).await, 10);
+}

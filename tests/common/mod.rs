@@ -1,0 +1,80 @@
+//! Helpers shared by the integration tests: a real engine on the test's own
+//! Postgres database, with the real local model when a test asks for it.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use sqlx::PgPool;
+use triage::config::Config;
+use triage::engine::call_log::CallLog;
+use triage::engine::pipeline::{ChatEvent, Pipeline};
+use triage::engine::providers::Providers;
+use triage::engine::providers::local::{LocalModel, LocalOptions};
+use triage::state::AppState;
+
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("TRIAGE_MODELS_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"), PathBuf::from)
+}
+
+/// Short answers keep the tests quick; everything else is the default.
+pub fn test_config() -> Config {
+    let mut config = Config { models_dir: models_dir(), ..Config::default() };
+    config.local.max_output_tokens = 24;
+    config
+}
+
+/// One model for the whole test binary: loading it per test would only
+/// measure loading.
+pub fn local_model() -> Arc<LocalModel> {
+    static MODEL: OnceLock<Arc<LocalModel>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let config = test_config();
+            let path = config.gguf_path();
+            let model = LocalModel::load(&path, LocalOptions::from(&config.local))
+                .unwrap_or_else(|e| panic!("{e} ({}); run scripts/fetch-models", path.display()));
+            Arc::new(model)
+        })
+        .clone()
+}
+
+pub struct TestEngine {
+    pub pipeline: Arc<Pipeline>,
+    pub call_log: CallLog,
+    pub config: Config,
+}
+
+pub fn engine(pool: &PgPool, with_model: bool) -> TestEngine {
+    let config = test_config();
+    let mut providers = Providers::default();
+    if with_model {
+        providers.local = Some(local_model());
+    }
+    let (call_log, _worker) = CallLog::start(pool.clone());
+    let pipeline = Pipeline::new(&config, providers, pool.clone(), call_log.clone());
+    TestEngine { pipeline, call_log, config }
+}
+
+pub fn app_state(pool: &PgPool, engine: &TestEngine) -> AppState {
+    AppState {
+        leptos_options: leptos::prelude::LeptosOptions::builder().output_name("triage").build(),
+        config: Arc::new(engine.config.clone()),
+        pool: pool.clone(),
+        pipeline: engine.pipeline.clone(),
+    }
+}
+
+pub async fn collect(mut rx: tokio::sync::mpsc::Receiver<ChatEvent>) -> Vec<ChatEvent> {
+    let mut events = Vec::new();
+    while let Some(e) = rx.recv().await {
+        events.push(e);
+    }
+    events
+}
+
+pub async fn count(pool: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"))).fetch_one(pool).await.unwrap()
+}

@@ -1,0 +1,126 @@
+//! The pipeline end to end on real Postgres with the real local model.
+
+mod common;
+
+use common::{collect, count, engine};
+use sqlx::PgPool;
+use triage::domain::Tier;
+use triage::engine::pipeline::{ChatEvent, PipelineError};
+use triage::store::{llm_calls, messages, tickets};
+use uuid::Uuid;
+
+async fn new_ticket(pool: &PgPool) -> Uuid {
+    let id = Uuid::new_v4();
+    tickets::create_widget_ticket(pool, id).await.unwrap();
+    id
+}
+
+#[sqlx::test(migrator = "triage::store::MIGRATOR")]
+async fn answers_with_the_local_model_and_records_one_row(pool: PgPool) {
+    let e = engine(&pool, true);
+    let ticket = new_ticket(&pool).await;
+    let events = collect(e.pipeline.ticket_message(ticket, "What are your opening hours?").await.unwrap()).await;
+
+    let ChatEvent::Routed(routed) = &events[0] else { panic!("first event must be the route: {events:?}") };
+    assert_eq!(routed.tier, Some(Tier::Budget));
+    assert_eq!(routed.model, "local/smollm2-budget");
+    let deltas: Vec<&str> =
+        events.iter().filter_map(|e| if let ChatEvent::Delta(d) = e { Some(d.as_str()) } else { None }).collect();
+    assert!(deltas.len() >= 2, "expected a streamed answer, got {deltas:?}");
+    let ChatEvent::Finished(outcome) = events.last().unwrap() else { panic!("must finish: {events:?}") };
+    assert!(outcome.usage.input_tokens > 20, "the prompt includes the system message");
+    assert!(outcome.usage.output_tokens > 0 && outcome.usage.output_tokens <= 24);
+    assert!(!outcome.usage.estimated);
+    assert_eq!(outcome.cost_micros, 0);
+
+    e.call_log.flush().await;
+    let rows = llm_calls::for_request(&pool, routed.request_id).await.unwrap();
+    assert_eq!(rows.len(), 1, "exactly one row per attempt");
+    let row = &rows[0];
+    assert_eq!(row.status, "ok");
+    assert_eq!(row.kind, "generate");
+    assert_eq!(row.tier.as_deref(), Some("budget"));
+    assert_eq!(row.complexity.as_deref(), Some("simple"));
+    assert_eq!(row.classifier.as_deref(), Some("heuristic"));
+    assert_eq!(row.model, "local/smollm2-budget");
+    assert_eq!(row.provider, "local");
+    assert_eq!(row.input_tokens as u32, outcome.usage.input_tokens);
+    assert_eq!(row.output_tokens as u32, outcome.usage.output_tokens);
+    assert_eq!(row.cost_micros, 0);
+    assert!(row.ttft_ms.is_some());
+    assert_eq!(row.ticket_id, Some(ticket));
+
+    let stored = messages::for_ticket(&pool, ticket).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!((stored[0].role.as_str(), stored[0].content.as_str()), ("user", "What are your opening hours?"));
+    assert_eq!(stored[1].role, "assistant");
+    assert_eq!(stored[1].content, deltas.concat());
+    assert_eq!(Some(stored[1].id), outcome.message_id);
+}
+
+#[sqlx::test(migrator = "triage::store::MIGRATOR")]
+async fn the_next_turn_sends_the_history(pool: PgPool) {
+    let e = engine(&pool, true);
+    let ticket = new_ticket(&pool).await;
+    let first = collect(e.pipeline.ticket_message(ticket, "Hi, I need help with my order.").await.unwrap()).await;
+    let second = collect(e.pipeline.ticket_message(ticket, "It has not arrived yet.").await.unwrap()).await;
+    let input = |events: &[ChatEvent]| match events.last() {
+        Some(ChatEvent::Finished(o)) => o.usage.input_tokens,
+        other => panic!("unfinished: {other:?}"),
+    };
+    assert!(input(&second) > input(&first) + 10, "the second prompt carries the first exchange");
+    assert_eq!(messages::for_ticket(&pool, ticket).await.unwrap().len(), 4);
+}
+
+#[sqlx::test(migrator = "triage::store::MIGRATOR")]
+async fn a_failed_provider_is_recorded_and_the_message_kept(pool: PgPool) {
+    let e = engine(&pool, false); // no model loaded: every attempt fails
+    let ticket = new_ticket(&pool).await;
+    let events = collect(e.pipeline.ticket_message(ticket, "Where is my parcel?").await.unwrap()).await;
+    let ChatEvent::Routed(routed) = &events[0] else { panic!("{events:?}") };
+    match events.last().unwrap() {
+        ChatEvent::Failed { message, partial } => {
+            assert!(!partial);
+            assert!(message.contains("no model could answer"), "{message}");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    e.call_log.flush().await;
+    let rows = llm_calls::for_request(&pool, routed.request_id).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, "error");
+    assert!(rows[0].error.as_deref().unwrap_or_default().contains("not loaded"));
+    let stored = messages::for_ticket(&pool, ticket).await.unwrap();
+    assert_eq!(stored.len(), 1, "the customer's message is kept");
+    assert_eq!(stored[0].content, "Where is my parcel?");
+}
+
+#[sqlx::test(migrator = "triage::store::MIGRATOR")]
+async fn a_caller_that_leaves_stops_the_model_and_the_call_is_still_recorded(pool: PgPool) {
+    let e = engine(&pool, true);
+    let ticket = new_ticket(&pool).await;
+    let mut rx = e.pipeline.ticket_message(ticket, "Tell me about your refund policy.").await.unwrap();
+    let ChatEvent::Routed(routed) = rx.recv().await.unwrap() else { panic!() };
+    let Some(ChatEvent::Delta(_)) = rx.recv().await else { panic!("expected a first token") };
+    drop(rx);
+    e.pipeline.wait_idle(std::time::Duration::from_secs(30)).await;
+    e.call_log.flush().await;
+    let rows = llm_calls::for_request(&pool, routed.request_id).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, "cancelled");
+    assert!(rows[0].output_tokens >= 1);
+}
+
+#[sqlx::test(migrator = "triage::store::MIGRATOR")]
+async fn bad_messages_are_refused_before_anything_is_stored(pool: PgPool) {
+    let e = engine(&pool, false);
+    let ticket = new_ticket(&pool).await;
+    for text in ["", "   \n ", &"x".repeat(100_000)] {
+        match e.pipeline.ticket_message(ticket, text).await {
+            Err(PipelineError::InvalidRequest(m)) => assert!(!m.is_empty()),
+            other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+        }
+    }
+    assert_eq!(count(&pool, "messages").await, 0);
+    assert_eq!(count(&pool, "llm_calls").await, 0);
+}
