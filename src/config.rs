@@ -114,9 +114,13 @@ pub struct ClassifierConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TierConfig {
-    /// Candidate model names from the catalog, in fallback order.
+    /// Candidate model names from the catalog, ordered by `policy`.
     pub candidates: Vec<String>,
     pub policy: SelectionPolicy,
+    /// Last resorts, tried in this order after every candidate failed or
+    /// was left out (by default the local model, so a tier always answers).
+    #[serde(default)]
+    pub fallback: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,6 +129,47 @@ pub struct RoutingConfig {
     pub budget: TierConfig,
     pub balanced: TierConfig,
     pub premium: TierConfig,
+    pub resilience: ResilienceConfig,
+}
+
+/// Timeouts, retries, fallback and the circuit breaker for upstream calls.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResilienceConfig {
+    /// Until an attempt's first event (headers and first chunk).
+    pub first_byte_timeout_ms: u64,
+    /// Longest silence inside a stream.
+    pub idle_timeout_ms: u64,
+    /// The whole request, every retry and fallback included.
+    pub deadline_ms: u64,
+    /// Attempts on one model before falling back to the next.
+    pub max_attempts_per_model: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_cap_ms: u64,
+    /// A `Retry-After` longer than this falls back instead of waiting.
+    pub max_retry_after_ms: u64,
+    /// After every candidate of a tier failed, try the tier above.
+    pub fallback_tier_up: bool,
+    /// Consecutive failures that open a model's circuit.
+    pub breaker_failures: u32,
+    pub breaker_cooldown_ms: u64,
+}
+
+impl Default for ResilienceConfig {
+    fn default() -> Self {
+        ResilienceConfig {
+            first_byte_timeout_ms: 20_000,
+            idle_timeout_ms: 30_000,
+            deadline_ms: 90_000,
+            max_attempts_per_model: 2,
+            backoff_base_ms: 250,
+            backoff_cap_ms: 4_000,
+            max_retry_after_ms: 10_000,
+            fallback_tier_up: true,
+            breaker_failures: 5,
+            breaker_cooldown_ms: 30_000,
+        }
+    }
 }
 
 impl RoutingConfig {
@@ -142,12 +187,18 @@ impl RoutingConfig {
 pub enum ProviderKind {
     /// The embedded GGUF model (llama.cpp, in process).
     Local,
+    /// Any OpenAI-compatible Chat Completions endpoint.
+    Openai,
+    /// Anthropic's Messages API.
+    Anthropic,
 }
 
 impl ProviderKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Local => "local",
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
         }
     }
 }
@@ -158,6 +209,13 @@ pub struct ModelConfig {
     pub provider: ProviderKind,
     /// The provider's own id for the model.
     pub upstream_model: String,
+    /// API base, e.g. `https://api.openai.com/v1` (remote providers).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Environment variable holding the API key. A model whose variable is
+    /// unset is left out at start; no variable = no key needed (Ollama, vLLM).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
     /// US dollars per million tokens.
     pub input_price_per_mtok: f64,
     pub output_price_per_mtok: f64,
@@ -195,16 +253,6 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/triag
 
 impl Default for Config {
     fn default() -> Self {
-        let local_model = |name: &str| ModelConfig {
-            provider: ProviderKind::Local,
-            upstream_model: format!("SmolLM2-135M-Instruct ({name})"),
-            input_price_per_mtok: 0.0,
-            output_price_per_mtok: 0.0,
-            cached_input_price_per_mtok: None,
-            context_window: 2048,
-        };
-        let tier =
-            |name: &str| TierConfig { candidates: vec![name.to_string()], policy: SelectionPolicy::CheapestHealthy };
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
             database_url: Secret::new(DEFAULT_DATABASE_URL.to_string()),
@@ -221,17 +269,8 @@ impl Default for Config {
                 enabled: true,
             },
             classifier: ClassifierConfig { kind: ClassifierKind::Heuristic },
-            // Offline default: every tier is the local model under its own
-            // name, so the tier a message went to is visible everywhere.
-            routing: RoutingConfig {
-                budget: tier("local/smollm2-budget"),
-                balanced: tier("local/smollm2-balanced"),
-                premium: tier("local/smollm2-premium"),
-            },
-            models: ["budget", "balanced", "premium"]
-                .into_iter()
-                .map(|t| (format!("local/smollm2-{t}"), local_model(t)))
-                .collect(),
+            routing: default_routing(),
+            models: default_models(),
             chat: ChatConfig {
                 max_message_chars: 8_000,
                 history_turns: 6,
@@ -242,6 +281,94 @@ impl Default for Config {
             log: LogConfig { format: LogFormat::Pretty, filter: "info,llama_cpp_2=warn,sqlx=warn".to_string() },
         }
     }
+}
+
+/// The product's default pools. Models without an API key are left out at
+/// start; the local model under a per-tier name is every tier's last resort,
+/// so with no keys at all each tier is answered offline (and the tier a
+/// message went to stays visible in the model name).
+fn default_routing() -> RoutingConfig {
+    let tier = |candidates: &[&str], local: &str| TierConfig {
+        candidates: candidates.iter().map(|c| c.to_string()).collect(),
+        policy: SelectionPolicy::CheapestHealthy,
+        fallback: vec![local.to_string()],
+    };
+    RoutingConfig {
+        budget: tier(
+            &["openai/gpt-4o-mini", "google/gemini-2.0-flash", "anthropic/claude-haiku-4-5"],
+            "local/smollm2-budget",
+        ),
+        balanced: tier(
+            &["openai/gpt-4o", "anthropic/claude-sonnet-4-5", "google/gemini-2.0-flash"],
+            "local/smollm2-balanced",
+        ),
+        premium: tier(
+            &["anthropic/claude-opus-4-5", "openai/gpt-4o", "google/gemini-2.5-pro"],
+            "local/smollm2-premium",
+        ),
+        resilience: ResilienceConfig::default(),
+    }
+}
+
+/// List prices (USD per million tokens: input, output, cached input).
+fn default_models() -> BTreeMap<String, ModelConfig> {
+    let remote = |provider, id: &str, base: &str, key: &str, prices: (f64, f64, f64), context_window| ModelConfig {
+        provider,
+        upstream_model: id.to_string(),
+        base_url: Some(base.to_string()),
+        api_key_env: Some(key.to_string()),
+        input_price_per_mtok: prices.0,
+        output_price_per_mtok: prices.1,
+        cached_input_price_per_mtok: Some(prices.2),
+        context_window,
+    };
+    const OPENAI: &str = "https://api.openai.com/v1";
+    const ANTHROPIC: &str = "https://api.anthropic.com/v1";
+    const GOOGLE: &str = "https://generativelanguage.googleapis.com/v1beta/openai";
+    use ProviderKind::{Anthropic, Openai};
+    let mut models: BTreeMap<String, ModelConfig> = [
+        ("openai/gpt-4o", remote(Openai, "gpt-4o", OPENAI, "OPENAI_API_KEY", (2.5, 10.0, 1.25), 128_000)),
+        ("openai/gpt-4o-mini", remote(Openai, "gpt-4o-mini", OPENAI, "OPENAI_API_KEY", (0.15, 0.6, 0.075), 128_000)),
+        (
+            "anthropic/claude-sonnet-4-5",
+            remote(Anthropic, "claude-sonnet-4-5", ANTHROPIC, "ANTHROPIC_API_KEY", (3.0, 15.0, 0.3), 200_000),
+        ),
+        (
+            "anthropic/claude-haiku-4-5",
+            remote(Anthropic, "claude-haiku-4-5", ANTHROPIC, "ANTHROPIC_API_KEY", (1.0, 5.0, 0.1), 200_000),
+        ),
+        (
+            "anthropic/claude-opus-4-5",
+            remote(Anthropic, "claude-opus-4-5", ANTHROPIC, "ANTHROPIC_API_KEY", (5.0, 25.0, 0.5), 200_000),
+        ),
+        (
+            "google/gemini-2.0-flash",
+            remote(Openai, "gemini-2.0-flash", GOOGLE, "GEMINI_API_KEY", (0.1, 0.4, 0.025), 1_048_576),
+        ),
+        (
+            "google/gemini-2.5-pro",
+            remote(Openai, "gemini-2.5-pro", GOOGLE, "GEMINI_API_KEY", (1.25, 10.0, 0.31), 1_048_576),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, m)| (name.to_string(), m))
+    .collect();
+    for tier in ["budget", "balanced", "premium"] {
+        models.insert(
+            format!("local/smollm2-{tier}"),
+            ModelConfig {
+                provider: ProviderKind::Local,
+                upstream_model: format!("SmolLM2-135M-Instruct ({tier})"),
+                base_url: None,
+                api_key_env: None,
+                input_price_per_mtok: 0.0,
+                output_price_per_mtok: 0.0,
+                cached_input_price_per_mtok: None,
+                context_window: 2048,
+            },
+        );
+    }
+    models
 }
 
 impl Config {
@@ -313,6 +440,11 @@ impl Config {
             if prices.iter().any(|p| !p.is_finite() || *p < 0.0) {
                 return bad(format!("models.{name:?}: prices must be finite and >= 0"));
             }
+            if m.provider != ProviderKind::Local
+                && !m.base_url.as_deref().is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"))
+            {
+                return bad(format!("models.{name:?}: a remote model needs base_url = \"http(s)://…\""));
+            }
             if m.context_window < 256 {
                 return bad(format!("models.{name:?}: context_window must be >= 256"));
             }
@@ -325,6 +457,10 @@ impl Config {
         }
         if !(0.0..=2.0).contains(&self.local.temperature) {
             return bad("local.temperature must be within 0..=2".into());
+        }
+        let r = &self.routing.resilience;
+        if r.max_attempts_per_model == 0 || r.first_byte_timeout_ms == 0 || r.deadline_ms == 0 {
+            return bad("routing.resilience: attempts and timeouts must be > 0".into());
         }
         if self.chat.max_message_chars == 0 {
             return bad("chat.max_message_chars must be > 0".into());

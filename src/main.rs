@@ -32,7 +32,6 @@ async fn main() -> ExitCode {
         }
     };
     triage::server::init_tracing(&config);
-    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => match triage::server::serve(config).await {
             Ok(()) => ExitCode::SUCCESS,

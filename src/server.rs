@@ -9,9 +9,9 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, LogFormat};
 use crate::engine::call_log::{CallLog, CallLogWorker};
-use crate::engine::pipeline::Pipeline;
-use crate::engine::providers::Providers;
-use crate::engine::providers::local::{LocalModel, LocalOptions};
+use crate::engine::pipeline::{Dependencies, Pipeline};
+use crate::engine::providers::local::{LocalModel, LocalOptions, TokenCounter};
+use crate::engine::providers::{Providers, resolve_endpoints};
 use crate::state::AppState;
 use crate::store::{self, StoreError};
 
@@ -51,7 +51,12 @@ pub struct Engine {
 
 pub async fn build_engine(config: &Config) -> Result<Engine, StartError> {
     let pool = store::connect_and_migrate(config.database_url.expose(), config.database_max_connections).await?;
-    let mut providers = Providers::default();
+    let (endpoints, left_out) = resolve_endpoints(config, |var| std::env::var(var).ok());
+    for warning in &left_out {
+        tracing::warn!("{warning}");
+    }
+    let mut providers =
+        Providers { local: None, http: (!endpoints.is_empty()).then(Providers::http_client), endpoints };
     if config.local.enabled {
         let path = config.gguf_path();
         let options = LocalOptions::from(&config.local);
@@ -62,8 +67,15 @@ pub async fn build_engine(config: &Config) -> Result<Engine, StartError> {
         tracing::info!(ms = started.elapsed().as_millis() as u64, "local model loaded");
         providers.local = Some(Arc::new(model));
     }
+    let gguf = config.gguf_path();
+    let tokens = Arc::new(
+        tokio::task::spawn_blocking(move || TokenCounter::load(&gguf))
+            .await
+            .unwrap_or_else(|_| TokenCounter::load(std::path::Path::new(""))),
+    );
     let (call_log, call_log_worker) = CallLog::start(pool.clone());
-    let pipeline = Pipeline::new(config, providers, pool.clone(), call_log.clone());
+    let pipeline =
+        Pipeline::new(config, Dependencies { providers, pool: pool.clone(), call_log: call_log.clone(), tokens });
     Ok(Engine { pool, pipeline, call_log, call_log_worker })
 }
 

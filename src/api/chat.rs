@@ -68,10 +68,10 @@ pub async fn new_conversation() -> Result<(), AppError> {
 /// (`StreamEvent`): `started`, `delta`…, then `done` or `error`.
 #[server(endpoint = "send_message", output = Streaming)]
 pub async fn send_message(text: String) -> Result<ByteStream<AppError>, AppError> {
-    use futures::StreamExt;
+    use tokio_stream::StreamExt;
 
     use crate::domain::ticket_ref;
-    use crate::engine::pipeline::ChatEvent;
+    use crate::engine::pipeline::{ChatEvent, FailureKind};
     use crate::store::tickets;
 
     let state = super::state()?;
@@ -92,7 +92,7 @@ pub async fn send_message(text: String) -> Result<ByteStream<AppError>, AppError
     };
     let events = state.pipeline.ticket_message(ticket_id, &text).await?;
     let reference = ticket_ref(&ticket_id);
-    let lines = tokio_stream::wrappers::ReceiverStream::new(events).map(move |event| {
+    let lines = tokio_stream::wrappers::ReceiverStream::new(events).filter_map(move |event| {
         let event = match event {
             ChatEvent::Routed(r) => StreamEvent::Started {
                 ticket_id,
@@ -112,11 +112,15 @@ pub async fn send_message(text: String) -> Result<ByteStream<AppError>, AppError
                 latency_ms: o.latency_ms,
                 ttft_ms: o.ttft_ms,
             },
-            ChatEvent::Failed { message, partial } => StreamEvent::Error { message, partial },
+            ChatEvent::Failed { message, kind } => {
+                StreamEvent::Error { message, partial: kind == FailureKind::Interrupted }
+            }
+            // The widget offers no tools; a model's tool call is not shown.
+            ChatEvent::ToolCall { .. } => return None,
         };
         let mut line = serde_json::to_string(&event).unwrap_or_default();
         line.push('\n');
-        Ok::<_, AppError>(line)
+        Some(Ok::<_, AppError>(line))
     });
     Ok(ByteStream::new(lines))
 }

@@ -2,19 +2,24 @@
 //!
 //! 1. **validate** the conversation (non-empty, ends with a user turn);
 //! 2. **classify** the last user message (`model: auto`), or take the named model;
-//! 3. **route**: complexity → tier → ordered candidate models;
+//! 3. **route**: complexity → tier → candidate models, ordered by the tier's
+//!    policy and health, ending with the tier's last resorts;
 //! 4. **persist** the customer's message in its ticket, before any model runs,
 //!    so nothing the customer typed is lost if generation fails;
-//! 5. **generate** on the first candidate, streaming deltas to the caller; a
-//!    candidate that fails before its first token falls back to the next;
+//! 5. **generate**: for each candidate whose circuit admits it, attempt and,
+//!    on a failure before the first token, retry with exponential backoff and
+//!    full jitter (honouring `Retry-After`) or fall back to the next candidate,
+//!    then optionally to the tier above, all within one deadline. Once a token
+//!    has gone out there is no retry: a broken stream ends with an error event;
 //! 6. **record** one `llm_calls` row per attempt through the call log, and the
 //!    answer as a ticket message, even when the caller has gone away.
 //!
 //! Steps 5–6 run in their own task: a client that disconnects stops the
 //! model early but never loses the record of what was spent.
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use sqlx::PgPool;
@@ -25,9 +30,14 @@ use uuid::Uuid;
 use super::call_log::CallLog;
 use super::classify::{Classification, Classifier};
 use super::pricing::{Catalog, ModelEntry, Usage};
-use super::providers::{ChatMessage, ProviderError, ProviderEvent, ProviderRequest, Providers, Role};
+use super::providers::health::{Admission, Health, backoff};
+use super::providers::local::TokenCounter;
+use super::providers::{
+    AttemptLimits, ChatMessage, EventReceiver, ProviderError, ProviderEvent, ProviderRequest, Providers, Recovery,
+    Role, ToolChoice, ToolSpec,
+};
 use super::route::{RouteDecision, Router};
-use crate::config::{ChatConfig, Config};
+use crate::config::{ChatConfig, Config, ProviderKind, ResilienceConfig};
 use crate::domain::{CacheStatus, CallStatus, Tier};
 use crate::store::llm_calls::CallRecord;
 use crate::store::messages::{self, NewMessage};
@@ -60,9 +70,35 @@ pub struct ChatRequest {
     pub model: ModelChoice,
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub stop: Vec<String>,
+    pub tools: Vec<ToolSpec>,
+    pub tool_choice: Option<ToolChoice>,
     pub properties: serde_json::Map<String, serde_json::Value>,
     /// Store the new user turn and the answer in the ticket.
     pub persist: bool,
+}
+
+impl ChatRequest {
+    /// A request with defaults for everything but the conversation.
+    pub fn new(messages: Vec<ChatMessage>) -> Self {
+        ChatRequest {
+            request_id: Uuid::new_v4(),
+            ticket_id: None,
+            user_id: None,
+            api_key_id: None,
+            messages,
+            model: ModelChoice::Auto,
+            max_tokens: None,
+            temperature: None,
+            top_p: None,
+            stop: Vec::new(),
+            tools: Vec::new(),
+            tool_choice: None,
+            properties: Default::default(),
+            persist: false,
+        }
+    }
 }
 
 /// What the router decided, sent before the first token.
@@ -80,34 +116,56 @@ pub struct Outcome {
     pub request_id: Uuid,
     pub model: String,
     pub provider: String,
+    /// The tier of the pool that answered (after any fallback upward).
+    pub tier: Option<Tier>,
     pub usage: Usage,
     pub cost_micros: i64,
     pub latency_ms: u32,
     pub ttft_ms: Option<u32>,
+    /// Upstream attempts made, this one included.
     pub attempts: u32,
+    pub finish_reason: String,
     /// The stored answer, when the request belongs to a ticket.
     pub message_id: Option<Uuid>,
+}
+
+/// Why a request ended without an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Every candidate failed, or the deadline passed.
+    Unavailable,
+    /// The provider said the request itself is wrong.
+    BadRequest,
+    /// The stream broke after some text went out.
+    Interrupted,
 }
 
 #[derive(Debug, Clone)]
 pub enum ChatEvent {
     Routed(Routed),
     Delta(String),
+    ToolCall { index: u32, id: Option<String>, name: Option<String>, arguments: String },
     Finished(Outcome),
-    /// The request ended without a complete answer. `partial` is true when
-    /// some text was already streamed.
-    Failed {
-        message: String,
-        partial: bool,
-    },
+    Failed { message: String, kind: FailureKind },
+}
+
+/// What the pipeline is built from.
+pub struct Dependencies {
+    pub providers: Providers,
+    pub pool: PgPool,
+    pub call_log: CallLog,
+    pub tokens: Arc<TokenCounter>,
 }
 
 pub struct Pipeline {
     chat: ChatConfig,
+    resilience: ResilienceConfig,
     classifier: Classifier,
     router: Router,
     catalog: Catalog,
     providers: Providers,
+    health: Arc<Health>,
+    tokens: Arc<TokenCounter>,
     pool: PgPool,
     call_log: CallLog,
     /// Generations in flight, so shutdown can let them finish.
@@ -115,27 +173,32 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(config: &Config, providers: Providers, pool: PgPool, call_log: CallLog) -> Arc<Self> {
+    pub fn new(config: &Config, deps: Dependencies) -> Arc<Self> {
         let catalog = Catalog::from_config(config);
+        let available = catalog
+            .iter()
+            .filter(|m| match m.provider {
+                ProviderKind::Local => deps.providers.local.is_some(),
+                ProviderKind::Openai | ProviderKind::Anthropic => deps.providers.endpoints.contains_key(&m.name),
+            })
+            .map(|m| m.name.clone());
+        let resilience = config.routing.resilience.clone();
         Arc::new(Pipeline {
             chat: config.chat.clone(),
             classifier: Classifier::from_kind(config.classifier.kind),
-            router: Router::new(config.routing.clone(), catalog.clone()),
+            router: Router::new(config.routing.clone(), catalog.clone(), available),
+            health: Arc::new(Health::new(
+                resilience.breaker_failures,
+                Duration::from_millis(resilience.breaker_cooldown_ms),
+            )),
+            resilience,
             catalog,
-            providers,
-            pool,
-            call_log,
+            providers: deps.providers,
+            tokens: deps.tokens,
+            pool: deps.pool,
+            call_log: deps.call_log,
             tasks: TaskTracker::new(),
         })
-    }
-
-    /// Waits (up to `timeout`) for generations in flight to finish and queue
-    /// their rows. Called once the HTTP server has stopped taking requests.
-    pub async fn wait_idle(&self, timeout: std::time::Duration) {
-        self.tasks.close();
-        if tokio::time::timeout(timeout, self.tasks.wait()).await.is_err() {
-            tracing::warn!(in_flight = self.tasks.len(), "generations still running at shutdown");
-        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -144,6 +207,20 @@ impl Pipeline {
 
     pub fn call_log(&self) -> &CallLog {
         &self.call_log
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Waits (up to `timeout`) for generations in flight to finish and queue
+    /// their rows. Called once the HTTP server has stopped taking requests.
+    pub async fn wait_idle(&self, timeout: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(timeout, self.tasks.wait()).await.is_err() {
+            tracing::warn!(in_flight = self.tasks.len(), "generations still running at shutdown");
+        }
+        self.tasks.reopen();
     }
 
     /// Checks a customer's message before anything is stored.
@@ -180,32 +257,24 @@ impl Pipeline {
             Some(ChatMessage::new(role, m.content))
         }));
         prompt.push(ChatMessage::new(Role::User, text.trim()));
-        self.run(ChatRequest {
-            request_id: Uuid::new_v4(),
-            ticket_id: Some(ticket_id),
-            user_id: None,
-            api_key_id: None,
-            messages: prompt,
-            model: ModelChoice::Auto,
-            max_tokens: None,
-            temperature: None,
-            properties: Default::default(),
-            persist: true,
-        })
-        .await
+        let mut request = ChatRequest::new(prompt);
+        request.ticket_id = Some(ticket_id);
+        request.persist = true;
+        self.run(request).await
     }
 
     pub async fn run(&self, request: ChatRequest) -> Result<mpsc::Receiver<ChatEvent>, PipelineError> {
         let started = Instant::now();
         // 1. validate
-        let Some(last) = request.messages.last().filter(|m| m.role == Role::User) else {
+        let Some(last) = request.messages.last().filter(|m| m.role == Role::User || m.role == Role::Tool) else {
             return Err(PipelineError::InvalidRequest("the conversation must end with a user message".into()));
         };
         // 2–3. classify and route
         let (classification, decision) = match &request.model {
             ModelChoice::Auto => {
-                let c = self.classifier.classify(&last.content);
-                let d = self.router.route(c.complexity);
+                let query = last_user_text(&request.messages);
+                let c = self.classifier.classify(query);
+                let d = self.router.route(c.complexity, &self.health);
                 (Some(c), Some(d))
             }
             ModelChoice::Named(name) => {
@@ -215,43 +284,59 @@ impl Pipeline {
                 (None, None)
             }
         };
-        let candidates: Vec<ModelEntry> = match (&decision, &request.model) {
-            (Some(d), _) => d.candidates.iter().filter_map(|n| self.catalog.get(n).cloned()).collect(),
-            (None, ModelChoice::Named(name)) => self.catalog.get(name).cloned().into_iter().collect(),
-            (None, ModelChoice::Auto) => unreachable!("auto always has a decision"),
-        };
         // 4. persist the customer's turn
         if request.persist
             && let Some(ticket_id) = request.ticket_id
         {
-            messages::insert(
-                &self.pool,
-                &NewMessage {
-                    id: Uuid::new_v4(),
-                    ticket_id,
-                    role: "user",
-                    content: &last.content,
-                    request_id: Some(request.request_id),
-                    status: "ok",
-                },
-            )
-            .await?;
+            let message = NewMessage {
+                id: Uuid::new_v4(),
+                ticket_id,
+                role: "user",
+                content: &last.content,
+                request_id: Some(request.request_id),
+                status: "ok",
+            };
+            messages::insert(&self.pool, &message).await?;
         }
         // 5–6. generate and record, in a task of its own
         let (tx, rx) = mpsc::channel(64);
         let job = Generation {
+            deadline: started + Duration::from_millis(self.resilience.deadline_ms),
             request,
             classification,
             decision,
-            candidates,
-            providers: self.providers.clone(),
-            pool: self.pool.clone(),
-            call_log: self.call_log.clone(),
             started,
+            ctx: GenerationContext {
+                catalog: self.catalog.clone(),
+                router: self.router.clone(),
+                providers: self.providers.clone(),
+                health: self.health.clone(),
+                tokens: self.tokens.clone(),
+                resilience: self.resilience.clone(),
+                pool: self.pool.clone(),
+                call_log: self.call_log.clone(),
+            },
         };
         self.tasks.spawn(job.run(tx));
         Ok(rx)
     }
+}
+
+/// The text the classifier reads: the latest user turn.
+fn last_user_text(messages: &[ChatMessage]) -> &str {
+    messages.iter().rev().find(|m| m.role == Role::User).map_or("", |m| m.content.as_str())
+}
+
+/// What a generation task needs from the pipeline (cheap clones).
+struct GenerationContext {
+    catalog: Catalog,
+    router: Router,
+    providers: Providers,
+    health: Arc<Health>,
+    tokens: Arc<TokenCounter>,
+    resilience: ResilienceConfig,
+    pool: PgPool,
+    call_log: CallLog,
 }
 
 /// Steps 5–6 for one request.
@@ -259,11 +344,9 @@ struct Generation {
     request: ChatRequest,
     classification: Option<Classification>,
     decision: Option<RouteDecision>,
-    candidates: Vec<ModelEntry>,
-    providers: Providers,
-    pool: PgPool,
-    call_log: CallLog,
     started: Instant,
+    deadline: Instant,
+    ctx: GenerationContext,
 }
 
 /// How one attempt ended.
@@ -271,99 +354,258 @@ struct Attempt {
     text: String,
     usage: Option<Usage>,
     ttft_ms: Option<u32>,
+    finish_reason: Option<String>,
     error: Option<ProviderError>,
     cancelled: bool,
+    /// Whether anything (text or a tool call) reached the caller.
+    output_sent: bool,
+}
+
+impl Attempt {
+    fn failed(error: ProviderError) -> Self {
+        Attempt {
+            text: String::new(),
+            usage: None,
+            ttft_ms: None,
+            finish_reason: None,
+            error: Some(error),
+            cancelled: false,
+            output_sent: false,
+        }
+    }
+}
+
+/// What to do after a candidate's attempts.
+enum Next {
+    Done,
+    /// Move on to the next candidate (with the error that made us).
+    Candidate(String),
+    Give(String, FailureKind),
 }
 
 impl Generation {
     async fn run(self, tx: mpsc::Sender<ChatEvent>) {
-        let first = self.candidates.first().map(|m| m.name.clone()).unwrap_or_default();
+        let first_tier = self.decision.as_ref().map(|d| d.tier);
+        let mut pool: Vec<String> = match (&self.decision, &self.request.model) {
+            (Some(d), _) => d.candidates.clone(),
+            (None, ModelChoice::Named(name)) => vec![name.clone()],
+            (None, ModelChoice::Auto) => Vec::new(),
+        };
         let _ = tx
             .send(ChatEvent::Routed(Routed {
                 request_id: self.request.request_id,
                 classification: self.classification.clone(),
-                tier: self.decision.as_ref().map(|d| d.tier),
-                model: first,
+                tier: first_tier,
+                model: pool.first().cloned().unwrap_or_default(),
             }))
             .await;
 
-        let mut last_error = String::from("no model is configured for this tier");
-        for (index, model) in self.candidates.iter().enumerate() {
-            let attempt_no = index as u32 + 1;
-            let attempt_started = Instant::now();
-            let provider_request = ProviderRequest {
-                upstream_model: model.upstream_model.clone(),
-                messages: self.request.messages.clone(),
-                max_tokens: self.request.max_tokens,
-                temperature: self.request.temperature,
-            };
-            let attempt = match self.providers.stream(model, provider_request) {
-                Ok(events) => stream_attempt(events, &tx, attempt_started).await,
-                Err(e) => Attempt { text: String::new(), usage: None, ttft_ms: None, error: Some(e), cancelled: false },
-            };
-            let latency_ms = attempt_started.elapsed().as_millis() as u32;
-
-            // Failed before the first token: invisible to the customer, so
-            // record it and fall back to the next candidate.
-            if let Some(e) = &attempt.error
-                && attempt.text.is_empty()
-            {
-                last_error = e.to_string();
-                self.record(model, attempt_no, &attempt, latency_ms, CallStatus::Error);
-                if e.is_retryable() {
+        let mut tier = first_tier;
+        let mut tried: HashSet<String> = HashSet::new();
+        let mut attempt_no = 0u32;
+        let mut last_error = String::from("no model is available for this request");
+        loop {
+            for name in std::mem::take(&mut pool) {
+                if !tried.insert(name.clone()) {
                     continue;
                 }
-                break;
+                let Some(model) = self.ctx.catalog.get(&name).cloned() else { continue };
+                match self.try_model(&model, tier, &mut attempt_no, &tx).await {
+                    Next::Done => return,
+                    Next::Candidate(error) => last_error = error,
+                    Next::Give(message, kind) => {
+                        let _ = tx.send(ChatEvent::Failed { message, kind }).await;
+                        return;
+                    }
+                }
+                if Instant::now() >= self.deadline {
+                    break;
+                }
             }
-
-            let status = if attempt.cancelled {
-                CallStatus::Cancelled
-            } else if attempt.error.is_some() {
-                CallStatus::Error
-            } else {
-                CallStatus::Ok
-            };
-            let (usage, cost_micros) = self.record(model, attempt_no, &attempt, latency_ms, status);
-            let message_id = self.persist_answer(&attempt.text, status).await;
-            let event = match &attempt.error {
-                Some(e) => ChatEvent::Failed { message: format!("The answer was interrupted: {e}"), partial: true },
-                None => ChatEvent::Finished(Outcome {
-                    request_id: self.request.request_id,
-                    model: model.name.clone(),
-                    provider: model.provider.as_str().to_string(),
-                    usage,
-                    cost_micros,
-                    latency_ms: self.started.elapsed().as_millis() as u32,
-                    ttft_ms: attempt.ttft_ms,
-                    attempts: attempt_no,
-                    message_id,
-                }),
-            };
-            let _ = tx.send(event).await;
-            return;
+            // Every candidate of this tier failed: one tier up, if allowed.
+            let up = tier.and_then(Tier::up).filter(|_| self.ctx.resilience.fallback_tier_up);
+            match up {
+                Some(next) if Instant::now() < self.deadline => {
+                    tier = Some(next);
+                    pool = self.ctx.router.route_tier(next, &self.ctx.health).candidates;
+                }
+                _ => break,
+            }
         }
-        let _ = tx
-            .send(ChatEvent::Failed {
-                message: format!("Sorry, no model could answer right now ({last_error}). Please try again."),
-                partial: false,
-            })
-            .await;
+        let message = if Instant::now() >= self.deadline {
+            format!("Sorry, no model answered in time ({last_error}). Please try again.")
+        } else {
+            format!("Sorry, no model could answer right now ({last_error}). Please try again.")
+        };
+        let _ = tx.send(ChatEvent::Failed { message, kind: FailureKind::Unavailable }).await;
+    }
+
+    /// Attempts one candidate, retrying it while that may help.
+    async fn try_model(
+        &self,
+        model: &ModelEntry,
+        tier: Option<Tier>,
+        attempt_no: &mut u32,
+        tx: &mpsc::Sender<ChatEvent>,
+    ) -> Next {
+        let r = &self.ctx.resilience;
+        let mut retry = 0u32;
+        loop {
+            let admission = self.ctx.health.admit(&model.name);
+            if admission == Admission::Rejected {
+                return Next::Candidate(ProviderError::CircuitOpen(model.name.clone()).to_string());
+            }
+            let now = Instant::now();
+            if now >= self.deadline {
+                return Next::Candidate("the request's deadline passed".into());
+            }
+            retry += 1;
+            *attempt_no += 1;
+            let attempt_started = Instant::now();
+            let attempt = self.attempt(model, tx, attempt_started).await;
+            let latency = attempt_started.elapsed();
+
+            let Some(error) = attempt.error.clone().filter(|_| !attempt.output_sent) else {
+                // Output reached the caller: this attempt is the answer.
+                self.finish(model, tier, *attempt_no, attempt, latency, tx).await;
+                return Next::Done;
+            };
+            // Failed before any output: invisible to the caller so far.
+            if attempt.cancelled {
+                self.ctx.health.release_probe(&model.name);
+                self.record(model, tier, *attempt_no, &attempt, latency, CallStatus::Cancelled);
+                return Next::Done;
+            }
+            self.record(model, tier, *attempt_no, &attempt, latency, CallStatus::Error);
+            if error.counts_against_model() {
+                self.ctx.health.record_failure(&model.name);
+            } else if admission == Admission::Probe {
+                self.ctx.health.release_probe(&model.name);
+            }
+            tracing::info!(model = %model.name, attempt = *attempt_no, error = %error, "attempt failed");
+            match error.recovery() {
+                Recovery::Stop => {
+                    return Next::Give(format!("The request was rejected: {error}"), FailureKind::BadRequest);
+                }
+                Recovery::Fallback => return Next::Candidate(error.to_string()),
+                Recovery::Retry => {
+                    if retry >= r.max_attempts_per_model {
+                        return Next::Candidate(error.to_string());
+                    }
+                    let retry_after = error.retry_after();
+                    if retry_after.is_some_and(|w| w > Duration::from_millis(r.max_retry_after_ms)) {
+                        return Next::Candidate(error.to_string()); // too long to wait: fall back
+                    }
+                    let wait = backoff(
+                        retry,
+                        Duration::from_millis(r.backoff_base_ms),
+                        Duration::from_millis(r.backoff_cap_ms),
+                        retry_after,
+                        rand::random::<f64>(),
+                    );
+                    if Instant::now() + wait >= self.deadline {
+                        return Next::Candidate(error.to_string());
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, model: &ModelEntry, tx: &mpsc::Sender<ChatEvent>, started: Instant) -> Attempt {
+        let r = &self.ctx.resilience;
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let limits = AttemptLimits {
+            first_byte: Duration::from_millis(r.first_byte_timeout_ms).min(remaining),
+            idle: Duration::from_millis(r.idle_timeout_ms),
+        };
+        let request = ProviderRequest {
+            upstream_model: model.upstream_model.clone(),
+            messages: self.request.messages.clone(),
+            max_tokens: self.request.max_tokens,
+            temperature: self.request.temperature,
+            top_p: self.request.top_p,
+            stop: self.request.stop.clone(),
+            tools: self.request.tools.clone(),
+            tool_choice: self.request.tool_choice.clone(),
+        };
+        match self.ctx.providers.stream(model, request, limits).await {
+            Err(e) => Attempt::failed(e),
+            Ok(events) => {
+                // The local model queues: its wait counts against the
+                // deadline, not the first-byte limit meant for networks.
+                let first_wait = if model.provider == ProviderKind::Local { remaining } else { limits.first_byte };
+                stream_attempt(events, tx, started, first_wait, limits.idle).await
+            }
+        }
+    }
+
+    /// The attempt that produced output: record it, store the answer, and
+    /// tell the caller how it ended.
+    async fn finish(
+        &self,
+        model: &ModelEntry,
+        tier: Option<Tier>,
+        attempt_no: u32,
+        attempt: Attempt,
+        latency: Duration,
+        tx: &mpsc::Sender<ChatEvent>,
+    ) {
+        let status = if attempt.cancelled {
+            CallStatus::Cancelled
+        } else if attempt.error.is_some() {
+            CallStatus::Error
+        } else {
+            CallStatus::Ok
+        };
+        match status {
+            CallStatus::Ok => self.ctx.health.record_success(&model.name, latency),
+            CallStatus::Error => self.ctx.health.record_failure(&model.name),
+            CallStatus::Cancelled => self.ctx.health.release_probe(&model.name),
+        }
+        let (usage, cost_micros) = self.record(model, tier, attempt_no, &attempt, latency, status);
+        let message_id = self.persist_answer(&attempt.text, status).await;
+        let event = match &attempt.error {
+            Some(e) => ChatEvent::Failed {
+                message: format!("The answer was interrupted: {e}"),
+                kind: FailureKind::Interrupted,
+            },
+            None => ChatEvent::Finished(Outcome {
+                request_id: self.request.request_id,
+                model: model.name.clone(),
+                provider: model.provider.as_str().to_string(),
+                tier,
+                usage,
+                cost_micros,
+                latency_ms: self.started.elapsed().as_millis() as u32,
+                ttft_ms: attempt.ttft_ms,
+                attempts: attempt_no,
+                finish_reason: attempt.finish_reason.clone().unwrap_or_else(|| "stop".into()),
+                message_id,
+            }),
+        };
+        let _ = tx.send(event).await;
     }
 
     /// Queues the attempt's `llm_calls` row; returns the usage and cost recorded.
     fn record(
         &self,
         model: &ModelEntry,
+        tier: Option<Tier>,
         attempt_no: u32,
         attempt: &Attempt,
-        latency_ms: u32,
+        latency: Duration,
         status: CallStatus,
     ) -> (Usage, i64) {
-        let usage = attempt.usage.unwrap_or_else(|| estimate_usage(&self.request.messages, &attempt.text));
+        let usage = match attempt.usage {
+            Some(u) => u,
+            // Nothing was generated: nothing was billed.
+            None if attempt.text.is_empty() && status == CallStatus::Error => Usage::default(),
+            None => self.estimate_usage(&attempt.text),
+        };
         let cost_micros = model.price.cost_micros(&usage);
         let c = self.classification.as_ref();
-        let d = self.decision.as_ref();
-        self.call_log.record(CallRecord {
+        self.ctx.call_log.record(CallRecord {
             id: Uuid::new_v4(),
             request_id: self.request.request_id,
             ticket_id: self.request.ticket_id,
@@ -374,8 +616,8 @@ impl Generation {
             complexity: c.map(|c| c.complexity.to_string()),
             confidence: c.map(|c| c.confidence),
             reason: c.map(|c| c.reason.clone()),
-            tier: d.map(|d| d.tier.to_string()),
-            policy: d.map(|d| d.policy.as_str().to_string()),
+            tier: tier.map(|t| t.to_string()),
+            policy: self.decision.as_ref().map(|d| d.policy.as_str().to_string()),
             model: model.name.clone(),
             provider: model.provider.as_str().to_string(),
             input_tokens: usage.input_tokens as i32,
@@ -384,7 +626,7 @@ impl Generation {
             tokens_estimated: usage.estimated,
             cost_micros,
             saved_micros: 0,
-            latency_ms: latency_ms as i32,
+            latency_ms: latency.as_millis() as i32,
             ttft_ms: attempt.ttft_ms.map(|t| t as i32),
             cache_status: CacheStatus::None.to_string(),
             attempt: attempt_no as i32,
@@ -396,6 +638,14 @@ impl Generation {
             created_at: Utc::now(),
         });
         (usage, cost_micros)
+    }
+
+    /// For a stream cut short without usage: count with a real tokenizer
+    /// and mark the row as estimated.
+    fn estimate_usage(&self, answer: &str) -> Usage {
+        // ChatML-style framing costs a few tokens per message
+        let input: u32 = self.request.messages.iter().map(|m| self.ctx.tokens.count(&m.content) + 4).sum();
+        Usage { input_tokens: input, output_tokens: self.ctx.tokens.count(answer), cached_tokens: 0, estimated: true }
     }
 
     async fn persist_answer(&self, text: &str, status: CallStatus) -> Option<Uuid> {
@@ -412,7 +662,7 @@ impl Generation {
             request_id: Some(self.request.request_id),
             status: status.as_str(),
         };
-        match messages::insert(&self.pool, &message).await {
+        match messages::insert(&self.ctx.pool, &message).await {
             Ok(_) => Some(id),
             Err(e) => {
                 tracing::error!(error = %e, %ticket_id, "could not store the answer");
@@ -423,44 +673,65 @@ impl Generation {
 }
 
 async fn stream_attempt(
-    mut events: super::providers::EventReceiver,
+    mut events: EventReceiver,
     tx: &mpsc::Sender<ChatEvent>,
     started: Instant,
+    first_wait: Duration,
+    idle: Duration,
 ) -> Attempt {
-    let mut attempt = Attempt { text: String::new(), usage: None, ttft_ms: None, error: None, cancelled: false };
-    while let Some(event) = events.recv().await {
-        match event {
-            Ok(ProviderEvent::Delta(delta)) => {
-                if attempt.ttft_ms.is_none() {
-                    attempt.ttft_ms = Some(started.elapsed().as_millis() as u32);
-                }
-                attempt.text.push_str(&delta);
-                if tx.send(ChatEvent::Delta(delta)).await.is_err() {
-                    attempt.cancelled = true; // dropping `events` stops the model
-                    break;
-                }
+    let mut attempt = Attempt {
+        text: String::new(),
+        usage: None,
+        ttft_ms: None,
+        finish_reason: None,
+        error: None,
+        cancelled: false,
+        output_sent: false,
+    };
+    loop {
+        let wait = if attempt.output_sent || attempt.finish_reason.is_some() { idle } else { first_wait };
+        let event = match tokio::time::timeout(wait, events.recv()).await {
+            Err(_) => {
+                attempt.error = Some(ProviderError::Timeout(format!("no output for {wait:?}")));
+                break;
             }
-            Ok(ProviderEvent::Usage(usage)) => attempt.usage = Some(usage),
+            Ok(None) => break,
+            Ok(Some(event)) => event,
+        };
+        let forward = match event {
+            Ok(ProviderEvent::Delta(delta)) => {
+                attempt.text.push_str(&delta);
+                Some(ChatEvent::Delta(delta))
+            }
+            Ok(ProviderEvent::ToolCallDelta { index, id, name, arguments }) => {
+                Some(ChatEvent::ToolCall { index, id, name, arguments })
+            }
+            Ok(ProviderEvent::Finish(reason)) => {
+                attempt.finish_reason = Some(reason);
+                None
+            }
+            Ok(ProviderEvent::Usage(usage)) => {
+                attempt.usage = Some(usage);
+                None
+            }
             Err(e) => {
                 attempt.error = Some(e);
                 break;
             }
+        };
+        if let Some(event) = forward {
+            if attempt.ttft_ms.is_none() {
+                attempt.ttft_ms = Some(started.elapsed().as_millis() as u32);
+            }
+            attempt.output_sent = true;
+            if tx.send(event).await.is_err() {
+                attempt.cancelled = true; // dropping `events` stops the model
+                break;
+            }
         }
     }
-    if !attempt.cancelled && attempt.error.is_none() && attempt.usage.is_none() && attempt.text.is_empty() {
-        attempt.error = Some(ProviderError::Generation("the model returned nothing".into()));
+    if attempt.error.is_none() && !attempt.cancelled && !attempt.output_sent && attempt.usage.is_none() {
+        attempt.error = Some(ProviderError::BadResponse("the model returned nothing".into()));
     }
     attempt
-}
-
-/// Used only when a provider reported no usage (a stream cut short): about
-/// four characters per token, marked as estimated on the row.
-fn estimate_usage(prompt: &[ChatMessage], answer: &str) -> Usage {
-    let chars: usize = prompt.iter().map(|m| m.content.chars().count() + 8).sum();
-    Usage {
-        input_tokens: chars.div_ceil(4) as u32,
-        output_tokens: answer.chars().count().div_ceil(4) as u32,
-        cached_tokens: 0,
-        estimated: true,
-    }
 }

@@ -9,9 +9,9 @@ use std::sync::{Arc, OnceLock};
 use sqlx::PgPool;
 use triage::config::Config;
 use triage::engine::call_log::CallLog;
-use triage::engine::pipeline::{ChatEvent, Pipeline};
+use triage::engine::pipeline::{ChatEvent, Dependencies, Pipeline};
 use triage::engine::providers::Providers;
-use triage::engine::providers::local::{LocalModel, LocalOptions};
+use triage::engine::providers::local::{LocalModel, LocalOptions, TokenCounter};
 use triage::state::AppState;
 
 pub fn models_dir() -> PathBuf {
@@ -48,13 +48,22 @@ pub struct TestEngine {
 }
 
 pub fn engine(pool: &PgPool, with_model: bool) -> TestEngine {
-    let config = test_config();
     let mut providers = Providers::default();
     if with_model {
         providers.local = Some(local_model());
     }
+    engine_with(pool, test_config(), providers)
+}
+
+pub fn token_counter() -> Arc<TokenCounter> {
+    static COUNTER: OnceLock<Arc<TokenCounter>> = OnceLock::new();
+    COUNTER.get_or_init(|| Arc::new(TokenCounter::load(&test_config().gguf_path()))).clone()
+}
+
+pub fn engine_with(pool: &PgPool, config: Config, providers: Providers) -> TestEngine {
     let (call_log, _worker) = CallLog::start(pool.clone());
-    let pipeline = Pipeline::new(&config, providers, pool.clone(), call_log.clone());
+    let deps = Dependencies { providers, pool: pool.clone(), call_log: call_log.clone(), tokens: token_counter() };
+    let pipeline = Pipeline::new(&config, deps);
     TestEngine { pipeline, call_log, config }
 }
 

@@ -9,8 +9,8 @@
 
 use std::num::NonZeroU32;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -131,13 +131,11 @@ fn serve(
     ready: std::sync::mpsc::Sender<Result<(), ProviderError>>,
     waiting: Arc<AtomicUsize>,
 ) {
-    let loaded = (|| {
-        let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
-        backend.void_logs();
+    let loaded = backend().and_then(|backend| {
         let model =
-            LlamaModel::load_from_file(&backend, path, &LlamaModelParams::default()).map_err(|e| e.to_string())?;
+            LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).map_err(|e| e.to_string())?;
         Ok::<_, String>((backend, model))
-    })();
+    });
     let (backend, model) = match loaded {
         Ok(x) => x,
         Err(e) => {
@@ -155,7 +153,7 @@ fn serve(
         .with_n_batch(options.context_tokens)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
-    let mut ctx = match model.new_context(&backend, params) {
+    let mut ctx = match model.new_context(backend, params) {
         Ok(ctx) => ctx,
         Err(e) => {
             let _ = ready.send(Err(ProviderError::Unavailable(path.display().to_string(), e.to_string())));
@@ -282,9 +280,11 @@ fn generate(
     let mut text = Utf8Stream::default();
     let mut position = prompt.len() as i32;
     let mut generated = 0u32;
+    let mut finish = "length";
     while generated < job.max_tokens {
         let token = sampler.sample(ctx, batch.n_tokens() - 1);
         if vocab.is_eog(token) || vocab.is_control(token) {
+            finish = "stop";
             break;
         }
         generated += 1;
@@ -302,10 +302,48 @@ fn generate(
     if let Some(rest) = text.finish() {
         let _ = job.events.blocking_send(Ok(ProviderEvent::Delta(rest)));
     }
+    let _ = job.events.blocking_send(Ok(ProviderEvent::Finish(finish.to_string())));
     let usage =
         Usage { input_tokens: prompt.len() as u32, output_tokens: generated, cached_tokens: 0, estimated: false };
     let _ = job.events.blocking_send(Ok(ProviderEvent::Usage(usage)));
     Ok(())
+}
+
+/// llama.cpp's backend is process-wide and may be initialised only once.
+fn backend() -> Result<&'static LlamaBackend, String> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
+            backend.void_logs();
+            Ok(backend)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Counts tokens with SmolLM2's BPE vocabulary (loaded alone, without
+/// weights). Used only to estimate usage when a provider reported none.
+pub struct TokenCounter {
+    model: Option<LlamaModel>,
+}
+
+impl TokenCounter {
+    /// Never fails: without the GGUF it falls back to ~4 characters a token.
+    pub fn load(path: &Path) -> Self {
+        let model =
+            path.exists().then(|| backend().ok()).flatten().and_then(|b| {
+                LlamaModel::load_from_file(b, path, &LlamaModelParams::default().with_vocab_only(true)).ok()
+            });
+        TokenCounter { model }
+    }
+
+    pub fn count(&self, text: &str) -> u32 {
+        match &self.model {
+            Some(m) => m.vocab().tokenize(text.as_bytes(), false, false).len() as u32,
+            None => text.chars().count().div_ceil(4) as u32,
+        }
+    }
 }
 
 fn rand_seed() -> u32 {

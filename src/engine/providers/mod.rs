@@ -1,10 +1,21 @@
 //! Upstream model providers behind one streaming interface. A provider turns
-//! a `ProviderRequest` into a stream of `ProviderEvent`s: text deltas, then
-//! exactly one `Usage` at the end when the provider reports it.
+//! a `ProviderRequest` into a stream of `ProviderEvent`s: text and tool-call
+//! deltas, a finish reason, and one `Usage` when the provider reports it.
+//!
+//! Which provider serves a model is set per model in the catalog
+//! (`ProviderKind`, a closed set): `openai` speaks Chat Completions to any
+//! compatible endpoint, `anthropic` speaks the Messages API, `local` runs the
+//! embedded GGUF model. Retries, fallback and the circuit breaker live in the
+//! pipeline and `health`; a provider makes exactly one upstream attempt.
 
+pub mod anthropic;
+pub mod health;
 pub mod local;
+pub mod openai;
+pub mod sse;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -18,6 +29,7 @@ pub enum Role {
     System,
     User,
     Assistant,
+    Tool,
 }
 
 impl Role {
@@ -26,37 +38,85 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
+}
+
+/// A tool call made by the model (complete, as sent back in history).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// JSON text, exactly as the model produced it.
+    pub arguments: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub role: Role,
     pub content: String,
+    /// Tool calls of an assistant turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a `tool` turn answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        ChatMessage { role, content: content.into() }
+        ChatMessage { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
     }
 }
 
-#[derive(Debug, Clone)]
+/// A function the model may call (OpenAI's `tools[].function`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of the arguments.
+    pub parameters: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    Auto,
+    None,
+    Required,
+    Function(String),
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct ProviderRequest {
     pub upstream_model: String,
     pub messages: Vec<ChatMessage>,
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub stop: Vec<String>,
+    pub tools: Vec<ToolSpec>,
+    pub tool_choice: Option<ToolChoice>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProviderEvent {
     Delta(String),
+    /// A piece of a tool call; pieces with the same `index` form one call.
+    ToolCallDelta {
+        index: u32,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: String,
+    },
+    /// Why generation stopped, in OpenAI's words (`stop`, `length`, `tool_calls`).
+    Finish(String),
     Usage(Usage),
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProviderError {
     #[error("model {0} is not available: {1}")]
     Unavailable(String, String),
@@ -66,31 +126,304 @@ pub enum ProviderError {
     ContextTooLong { tokens: usize, limit: usize },
     #[error("generation failed: {0}")]
     Generation(String),
+    #[error("could not connect: {0}")]
+    Connect(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("rate limited by the provider (429): {message}")]
+    RateLimited { retry_after: Option<Duration>, message: String },
+    /// 5xx from the provider.
+    #[error("provider error {status}: {message}")]
+    Upstream { status: u16, message: String },
+    /// 401/403/404: this model's key or id is wrong; others may work.
+    #[error("provider refused the model ({status}): {message}")]
+    Refused { status: u16, message: String },
+    /// 400/422: the request itself is wrong; no other model will take it.
+    #[error("provider rejected the request ({status}): {message}")]
+    BadRequest { status: u16, message: String },
+    /// Malformed SSE, invalid JSON, a stream that ended without finishing.
+    #[error("bad response from the provider: {0}")]
+    BadResponse(String),
+    #[error("circuit open for {0}: too many recent failures")]
+    CircuitOpen(String),
+}
+
+/// What the pipeline does after an attempt failed before its first token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Try the same model again after a backoff.
+    Retry,
+    /// Skip to the next candidate.
+    Fallback,
+    /// Give up: the request cannot succeed anywhere.
+    Stop,
 }
 
 impl ProviderError {
-    /// Whether another attempt (same or other candidate) may succeed.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, ProviderError::Unavailable(..) | ProviderError::Overloaded(_) | ProviderError::Generation(_))
+    pub fn recovery(&self) -> Recovery {
+        match self {
+            ProviderError::Connect(_)
+            | ProviderError::Timeout(_)
+            | ProviderError::RateLimited { .. }
+            | ProviderError::Upstream { .. }
+            | ProviderError::BadResponse(_)
+            | ProviderError::Overloaded(_)
+            | ProviderError::Generation(_) => Recovery::Retry,
+            ProviderError::Unavailable(..)
+            | ProviderError::Refused { .. }
+            | ProviderError::CircuitOpen(_)
+            | ProviderError::ContextTooLong { .. } => Recovery::Fallback,
+            ProviderError::BadRequest { .. } => Recovery::Stop,
+        }
     }
+
+    /// Whether this failure says something about the model's health (a
+    /// caller's bad request does not).
+    pub fn counts_against_model(&self) -> bool {
+        !matches!(self, ProviderError::BadRequest { .. } | ProviderError::ContextTooLong { .. })
+    }
+
+    /// The provider's own `Retry-After`, if it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ProviderError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Maps an HTTP error status and body to an error.
+    pub fn from_status(status: u16, retry_after: Option<Duration>, body: &str) -> Self {
+        let message = error_message(body);
+        match status {
+            429 => ProviderError::RateLimited { retry_after, message },
+            401 | 403 | 404 => ProviderError::Refused { status, message },
+            400..=499 => ProviderError::BadRequest { status, message },
+            _ => ProviderError::Upstream { status, message },
+        }
+    }
+}
+
+/// The `error.message` of an OpenAI- or Anthropic-shaped error body, or the
+/// body itself, shortened.
+fn error_message(body: &str) -> String {
+    let parsed: Option<String> = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(str::to_string));
+    let text = parsed.unwrap_or_else(|| body.trim().to_string());
+    let mut short: String = text.chars().take(300).collect();
+    if short.is_empty() {
+        short = "(empty body)".into();
+    }
+    short
+}
+
+/// Parses `Retry-After` (seconds; HTTP dates are rare from APIs and ignored).
+pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
+    let secs: f64 = value?.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
 pub type EventReceiver = mpsc::Receiver<Result<ProviderEvent, ProviderError>>;
 
-/// Every configured provider client, by kind.
+/// How long one upstream attempt may take to start, and to go quiet.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptLimits {
+    /// Until the response headers and the first event.
+    pub first_byte: Duration,
+    /// Between two events of a stream.
+    pub idle: Duration,
+}
+
+/// A model's endpoint and secret, resolved at start.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub base_url: String,
+    pub api_key: crate::config::Secret<String>,
+}
+
+/// Endpoints of the remote models that can be called: those whose key
+/// variable is set (or that need none). Returns them with one warning per
+/// model left out. `env` reads a variable (tests pass their own).
+pub fn resolve_endpoints(
+    config: &crate::config::Config,
+    env: impl Fn(&str) -> Option<String>,
+) -> (std::collections::HashMap<String, Endpoint>, Vec<String>) {
+    let mut endpoints = std::collections::HashMap::new();
+    let mut left_out = Vec::new();
+    for (name, m) in &config.models {
+        if m.provider == ProviderKind::Local {
+            continue;
+        }
+        let Some(base_url) = m.base_url.clone() else { continue };
+        let key = match &m.api_key_env {
+            None => String::new(),
+            Some(var) => match env(var).filter(|v| !v.trim().is_empty()) {
+                Some(key) => key,
+                None => {
+                    left_out.push(format!("model {name} left out: {var} is not set"));
+                    continue;
+                }
+            },
+        };
+        endpoints.insert(name.clone(), Endpoint { base_url, api_key: crate::config::Secret::new(key) });
+    }
+    (endpoints, left_out)
+}
+
+/// Every configured provider client.
 #[derive(Clone, Default)]
 pub struct Providers {
     pub local: Option<Arc<local::LocalModel>>,
+    pub http: Option<reqwest::Client>,
+    /// Endpoint per catalog model name (remote models only).
+    pub endpoints: std::collections::HashMap<String, Endpoint>,
 }
 
 impl Providers {
+    /// A client for remote providers: connection pooling, no overall timeout
+    /// (streams are long; attempt limits are enforced per event instead).
+    pub fn http_client() -> reqwest::Client {
+        // rustls with ring (no C toolchain beyond cc); a no-op when already set
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()
+            .expect("TLS backend available")
+    }
+
     /// Starts a streamed completion on the provider that serves `model`.
-    pub fn stream(&self, model: &ModelEntry, request: ProviderRequest) -> Result<EventReceiver, ProviderError> {
+    /// Returns once the first event (or a failure) is known, so that a
+    /// failure before the first token can be retried invisibly.
+    pub async fn stream(
+        &self,
+        model: &ModelEntry,
+        request: ProviderRequest,
+        limits: AttemptLimits,
+    ) -> Result<EventReceiver, ProviderError> {
         match model.provider {
             ProviderKind::Local => match &self.local {
                 Some(local) => local.generate(request),
                 None => Err(ProviderError::Unavailable(model.name.clone(), "the local model is not loaded".into())),
             },
+            ProviderKind::Openai | ProviderKind::Anthropic => {
+                let (Some(http), Some(endpoint)) = (&self.http, self.endpoints.get(&model.name)) else {
+                    return Err(ProviderError::Unavailable(model.name.clone(), "no endpoint configured".into()));
+                };
+                match model.provider {
+                    ProviderKind::Openai => openai::stream(http, endpoint, request, limits).await,
+                    _ => anthropic::stream(http, endpoint, request, limits).await,
+                }
+            }
         }
+    }
+}
+
+/// Forwards parsed events from an HTTP stream to a channel, enforcing the
+/// idle limit, and closing with an error if the stream ends unfinished.
+/// Shared by the remote providers; `parse` turns one SSE event into events.
+pub(crate) async fn pump<S, P>(
+    mut source: S,
+    mut parse: P,
+    limits: AttemptLimits,
+) -> Result<EventReceiver, ProviderError>
+where
+    S: futures::Stream<Item = Result<sse::SseEvent, ProviderError>> + Unpin + Send + 'static,
+    P: FnMut(sse::SseEvent) -> Result<Parsed, ProviderError> + Send + 'static,
+{
+    use futures::StreamExt;
+
+    let (tx, rx) = mpsc::channel(256);
+    // Wait for the first event here, so failures before any output surface
+    // as the attempt's error (retryable) rather than mid-stream.
+    let mut buffered: Vec<ProviderEvent> = Vec::new();
+    let mut done = false;
+    while buffered.is_empty() && !done {
+        let next = tokio::time::timeout(limits.first_byte, source.next())
+            .await
+            .map_err(|_| ProviderError::Timeout(format!("no first event within {:?}", limits.first_byte)))?;
+        match next {
+            None => return Err(ProviderError::BadResponse("the stream ended before any output".into())),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(event)) => match parse(event)? {
+                Parsed::Events(events) => buffered.extend(events),
+                Parsed::Done(events) => {
+                    buffered.extend(events);
+                    done = true;
+                }
+            },
+        }
+    }
+    tokio::spawn(async move {
+        for event in buffered {
+            if tx.send(Ok(event)).await.is_err() {
+                return;
+            }
+        }
+        while !done {
+            let next = match tokio::time::timeout(limits.idle, source.next()).await {
+                Err(_) => Err(ProviderError::Timeout(format!("the stream went quiet for {:?}", limits.idle))),
+                Ok(None) => Err(ProviderError::BadResponse("the stream ended before it finished".into())),
+                Ok(Some(item)) => item.and_then(&mut parse),
+            };
+            let events = match next {
+                Ok(Parsed::Events(events)) => events,
+                Ok(Parsed::Done(events)) => {
+                    done = true;
+                    events
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            for event in events {
+                if tx.send(Ok(event)).await.is_err() {
+                    return; // the caller hung up; dropping `source` closes the connection
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// What one SSE event meant.
+pub enum Parsed {
+    Events(Vec<ProviderEvent>),
+    /// The stream's normal end (after these events).
+    Done(Vec<ProviderEvent>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_what_the_pipeline_should_do() {
+        let e = |s| ProviderError::from_status(s, None, r#"{"error":{"message":"nope"}}"#);
+        assert_eq!(e(429).recovery(), Recovery::Retry);
+        assert_eq!(e(500).recovery(), Recovery::Retry);
+        assert_eq!(e(503).recovery(), Recovery::Retry);
+        assert_eq!(e(401).recovery(), Recovery::Fallback);
+        assert_eq!(e(404).recovery(), Recovery::Fallback);
+        assert_eq!(e(400).recovery(), Recovery::Stop);
+        assert!(!e(400).counts_against_model());
+        assert!(e(503).to_string().contains("nope"));
+    }
+
+    #[test]
+    fn retry_after_is_seconds() {
+        assert_eq!(parse_retry_after(Some("2")), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after(Some(" 0.5 ")), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(parse_retry_after(Some("-1")), None);
+        assert_eq!(parse_retry_after(None), None);
+    }
+
+    #[test]
+    fn error_bodies_are_shortened() {
+        assert_eq!(error_message(""), "(empty body)");
+        assert_eq!(error_message(&"x".repeat(1000)).len(), 300);
     }
 }
