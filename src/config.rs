@@ -103,12 +103,37 @@ pub struct LocalModelConfig {
 pub enum ClassifierKind {
     /// Word count plus keyword rules: the baseline.
     Heuristic,
+    /// MiniLM embeddings + shape features, trained head (see README).
+    Embedding,
+}
+
+impl ClassifierKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClassifierKind::Heuristic => "heuristic",
+            ClassifierKind::Embedding => "embedding",
+        }
+    }
+}
+
+impl std::str::FromStr for ClassifierKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "heuristic" => Ok(ClassifierKind::Heuristic),
+            "embedding" => Ok(ClassifierKind::Embedding),
+            other => Err(format!("unknown classifier {other:?} (heuristic, embedding)")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassifierConfig {
     pub kind: ClassifierKind,
+    /// Labeled queries the embedding head is trained on (JSON lines with
+    /// `query` and `label`), when no trained head is in `models_dir` yet.
+    pub training_data: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -268,7 +293,10 @@ impl Default for Config {
                 max_queue: 64,
                 enabled: true,
             },
-            classifier: ClassifierConfig { kind: ClassifierKind::Heuristic },
+            classifier: ClassifierConfig {
+                kind: ClassifierKind::Heuristic,
+                training_data: PathBuf::from("data/classifier/train.jsonl"),
+            },
             routing: default_routing(),
             models: default_models(),
             chat: ChatConfig {

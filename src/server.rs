@@ -23,6 +23,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("local model: {0}")]
     Model(#[from] crate::engine::providers::ProviderError),
+    #[error("classifier: {0}")]
+    Classifier(#[from] crate::engine::classify::ClassifyError),
     #[error("leptos configuration: {0}")]
     Leptos(String),
     #[error("could not listen on {addr}: {source}")]
@@ -73,9 +75,17 @@ pub async fn build_engine(config: &Config) -> Result<Engine, StartError> {
             .await
             .unwrap_or_else(|_| TokenCounter::load(std::path::Path::new(""))),
     );
+    let classifier = {
+        let (kind, dir, data) =
+            (config.classifier.kind, config.models_dir.clone(), config.classifier.training_data.clone());
+        tokio::task::spawn_blocking(move || crate::engine::classify::load(kind, &dir, &data))
+            .await
+            .map_err(|e| StartError::Leptos(e.to_string()))??
+    };
+    tracing::info!(classifier = classifier.name(), "classifier ready");
     let (call_log, call_log_worker) = CallLog::start(pool.clone());
-    let pipeline =
-        Pipeline::new(config, Dependencies { providers, pool: pool.clone(), call_log: call_log.clone(), tokens });
+    let deps = Dependencies { classifier, providers, pool: pool.clone(), call_log: call_log.clone(), tokens };
+    let pipeline = Pipeline::new(config, deps);
     Ok(Engine { pool, pipeline, call_log, call_log_worker })
 }
 

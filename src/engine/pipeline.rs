@@ -151,6 +151,7 @@ pub enum ChatEvent {
 
 /// What the pipeline is built from.
 pub struct Dependencies {
+    pub classifier: Classifier,
     pub providers: Providers,
     pub pool: PgPool,
     pub call_log: CallLog,
@@ -185,7 +186,7 @@ impl Pipeline {
         let resilience = config.routing.resilience.clone();
         Arc::new(Pipeline {
             chat: config.chat.clone(),
-            classifier: Classifier::from_kind(config.classifier.kind),
+            classifier: deps.classifier,
             router: Router::new(config.routing.clone(), catalog.clone(), available),
             health: Arc::new(Health::new(
                 resilience.breaker_failures,

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use sqlx::PgPool;
 use triage::config::Config;
 use triage::engine::call_log::CallLog;
+use triage::engine::classify::Classifier;
 use triage::engine::pipeline::{ChatEvent, Dependencies, Pipeline};
 use triage::engine::providers::Providers;
 use triage::engine::providers::local::{LocalModel, LocalOptions, TokenCounter};
@@ -62,7 +63,13 @@ pub fn token_counter() -> Arc<TokenCounter> {
 
 pub fn engine_with(pool: &PgPool, config: Config, providers: Providers) -> TestEngine {
     let (call_log, _worker) = CallLog::start(pool.clone());
-    let deps = Dependencies { providers, pool: pool.clone(), call_log: call_log.clone(), tokens: token_counter() };
+    let deps = Dependencies {
+        classifier: Classifier::Heuristic,
+        providers,
+        pool: pool.clone(),
+        call_log: call_log.clone(),
+        tokens: token_counter(),
+    };
     let pipeline = Pipeline::new(&config, deps);
     TestEngine { pipeline, call_log, config }
 }

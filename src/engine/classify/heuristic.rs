@@ -76,15 +76,23 @@ const MEDIUM_SIGNALS: &[&str] = &[
     "api",
 ];
 
-pub fn classify(query: &str) -> Verdict {
-    let mut text = query.to_lowercase();
-    let mut injected = false;
-    for phrase in ROUTING_INJECTIONS {
-        if text.contains(phrase) {
-            injected = true;
-            text = text.replace(phrase, " ");
-        }
+/// Removes phrases that try to steer routing. Returns the text (lowercased
+/// when something was removed) and whether anything was.
+pub fn strip_routing_injections(query: &str) -> (String, bool) {
+    let lower = query.to_lowercase();
+    if !ROUTING_INJECTIONS.iter().any(|p| lower.contains(p)) {
+        return (query.to_string(), false);
     }
+    let mut text = lower;
+    for phrase in ROUTING_INJECTIONS {
+        text = text.replace(phrase, " ");
+    }
+    (text, true)
+}
+
+pub fn classify(query: &str) -> Verdict {
+    let (text, injected) = strip_routing_injections(query);
+    let text = text.to_lowercase();
     let words = text.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count();
     let has_code =
         query.contains("```") || query.lines().filter(|l| l.starts_with("    ") || l.starts_with('\t')).count() >= 3;

@@ -2,8 +2,15 @@
 //! a confidence in [0, 1], a short human-readable reason and its own latency,
 //! so every routing decision can be explained afterwards.
 
+pub mod embedding;
+pub mod eval;
+pub mod features;
+pub mod head;
 pub mod heuristic;
+pub mod minilm;
+pub mod training;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -23,22 +30,27 @@ pub struct Classification {
 
 /// The configured classifier. A closed set: adding one means adding a
 /// variant here and a module beside this file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Classifier {
     /// Word count plus keyword rules; the baseline the others must beat.
     Heuristic,
+    /// MiniLM embeddings and shape features read by a trained head
+    /// (see `embedding`).
+    Embedding(Arc<embedding::EmbeddingClassifier>),
 }
 
 impl Classifier {
-    pub fn from_kind(kind: ClassifierKind) -> Self {
-        match kind {
-            ClassifierKind::Heuristic => Classifier::Heuristic,
+    pub fn kind(&self) -> ClassifierKind {
+        match self {
+            Classifier::Heuristic => ClassifierKind::Heuristic,
+            Classifier::Embedding(_) => ClassifierKind::Embedding,
         }
     }
 
     pub fn name(&self) -> &'static str {
         match self {
             Classifier::Heuristic => "heuristic",
+            Classifier::Embedding(_) => "embedding",
         }
     }
 
@@ -46,6 +58,7 @@ impl Classifier {
         let started = Instant::now();
         let verdict = match self {
             Classifier::Heuristic => heuristic::classify(query),
+            Classifier::Embedding(e) => e.classify(query),
         };
         Classification {
             complexity: verdict.complexity,
@@ -63,4 +76,46 @@ pub struct Verdict {
     pub complexity: Complexity,
     pub confidence: f32,
     pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    #[error(transparent)]
+    Embed(#[from] minilm::EmbedError),
+    #[error(transparent)]
+    Train(#[from] training::TrainError),
+    #[error("could not read the classifier head {0}: {1}")]
+    Artifact(String, String),
+}
+
+/// Builds the configured classifier. The embedding classifier loads MiniLM
+/// and its trained head from `models_dir`, training the head from
+/// `training_data` first if it is missing (the first start).
+pub fn load(
+    kind: ClassifierKind,
+    models_dir: &std::path::Path,
+    training_data: &std::path::Path,
+) -> Result<Classifier, ClassifyError> {
+    match kind {
+        ClassifierKind::Heuristic => Ok(Classifier::Heuristic),
+        ClassifierKind::Embedding => {
+            let paths = embedding::Paths::new(models_dir);
+            let (minilm, table) = embedding::EmbeddingClassifier::load_parts(&paths)?;
+            let artifact = match std::fs::read_to_string(&paths.artifact) {
+                Ok(json) => serde_json::from_str(&json)
+                    .map_err(|e| ClassifyError::Artifact(paths.artifact.display().to_string(), e.to_string()))?,
+                Err(_) => {
+                    tracing::info!(data = %training_data.display(), "training the classifier head (first start)");
+                    let examples = training::load_jsonl(training_data)?;
+                    let artifact = training::train(&minilm, &table, &examples)?;
+                    let json = serde_json::to_string(&artifact)
+                        .map_err(|e| ClassifyError::Artifact("serialise".into(), e.to_string()))?;
+                    std::fs::write(&paths.artifact, json)
+                        .map_err(|e| ClassifyError::Artifact(paths.artifact.display().to_string(), e.to_string()))?;
+                    artifact
+                }
+            };
+            Ok(Classifier::Embedding(Arc::new(embedding::EmbeddingClassifier::new(minilm, table, artifact))))
+        }
+    }
 }

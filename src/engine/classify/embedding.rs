@@ -1,0 +1,137 @@
+//! The embedding classifier: MiniLM meaning plus shape features, read by a
+//! trained logistic-regression head with calibrated confidence.
+//!
+//! Two stages, so a typical query costs well under a millisecond:
+//! 1. **fast**: the static (distilled) MiniLM table + features → head A;
+//!    done if its confidence reaches the trained threshold;
+//! 2. **full**: MiniLM itself on at most `FULL_MAX_TOKENS` tokens + features
+//!    → head B.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::Verdict;
+use super::features;
+use super::head::{Head, argmax, class_of};
+use super::heuristic::strip_routing_injections;
+use super::minilm::{EmbedError, MiniLm, StaticTable};
+use crate::domain::Complexity;
+
+/// Longest input the full model reads (head and tail kept).
+pub const FULL_MAX_TOKENS: usize = 64;
+
+/// The trained part, saved as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Artifact {
+    pub fast: Head,
+    pub full: Head,
+    /// Fast-path confidence at or above which the full model is skipped.
+    pub threshold: f32,
+    pub examples: usize,
+    pub trained_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub struct EmbeddingClassifier {
+    pub minilm: MiniLm,
+    pub table: StaticTable,
+    pub artifact: std::sync::RwLock<Artifact>,
+}
+
+/// Where the classifier's files live under the models directory.
+pub struct Paths {
+    pub minilm_dir: PathBuf,
+    pub static_table: PathBuf,
+    pub artifact: PathBuf,
+}
+
+impl Paths {
+    pub fn new(models_dir: &Path) -> Self {
+        let minilm_dir = models_dir.join("all-MiniLM-L6-v2");
+        Paths {
+            static_table: minilm_dir.join("static-table.bin"),
+            artifact: models_dir.join("classifier-head.json"),
+            minilm_dir,
+        }
+    }
+}
+
+pub fn input(embedding: &[f32], text: &str) -> Vec<f32> {
+    let mut x = embedding.to_vec();
+    x.extend(features::extract(text));
+    x
+}
+
+impl EmbeddingClassifier {
+    /// Loads the model, and the static table (distilling it on first use).
+    pub fn load_parts(paths: &Paths) -> Result<(MiniLm, StaticTable), EmbedError> {
+        let minilm = MiniLm::load(&paths.minilm_dir)?;
+        let table = match StaticTable::load(&paths.static_table) {
+            Ok(t) => t,
+            Err(_) => {
+                tracing::info!("distilling the static MiniLM table (once; about a minute)");
+                let t = minilm.distill_static()?;
+                t.save(&paths.static_table).map_err(|e| EmbedError::Load(e.to_string()))?;
+                t
+            }
+        };
+        Ok((minilm, table))
+    }
+
+    pub fn new(minilm: MiniLm, table: StaticTable, artifact: Artifact) -> Self {
+        EmbeddingClassifier { minilm, table, artifact: std::sync::RwLock::new(artifact) }
+    }
+
+    /// Swaps in a retrained head without a restart.
+    pub fn replace_artifact(&self, artifact: Artifact) {
+        *self.artifact.write().expect("artifact lock") = artifact;
+    }
+
+    pub fn classify(&self, query: &str) -> Verdict {
+        let (text, injected) = strip_routing_injections(query);
+        let suffix = if injected { "; routing instructions ignored" } else { "" };
+        if !text.chars().any(char::is_alphanumeric) {
+            return Verdict {
+                complexity: Complexity::Simple,
+                confidence: 0.95,
+                reason: format!("no words: greeting, emoji or empty{suffix}"),
+            };
+        }
+        let ids = match self.minilm.token_ids(&text) {
+            Ok(ids) => ids,
+            Err(e) => return fallback(e, suffix),
+        };
+        let artifact = self.artifact.read().expect("artifact lock");
+        let p = artifact.fast.probabilities(&input(&self.table.embed(&ids), &text));
+        let k = argmax(&p);
+        if p[k] >= artifact.threshold {
+            return Verdict {
+                complexity: class_of(k),
+                confidence: p[k],
+                reason: format!("fast path: {} at {:.0}%{suffix}", class_of(k), p[k] * 100.0),
+            };
+        }
+        let full = match self.minilm.embed_ids(ids, FULL_MAX_TOKENS) {
+            Ok(e) => e,
+            Err(e) => return fallback(e, suffix),
+        };
+        let q = artifact.full.probabilities(&input(&full, &text));
+        let k = argmax(&q);
+        Verdict {
+            complexity: class_of(k),
+            confidence: q[k],
+            reason: format!(
+                "full model: {} at {:.0}% (fast path unsure at {:.0}%){suffix}",
+                class_of(k),
+                q[k] * 100.0,
+                p.iter().copied().fold(0.0, f32::max) * 100.0
+            ),
+        }
+    }
+}
+
+/// The model failed on this input: don't guess low, route to the middle.
+fn fallback(e: EmbedError, suffix: &str) -> Verdict {
+    tracing::warn!(error = %e, "embedding failed; routing to medium");
+    Verdict { complexity: Complexity::Medium, confidence: 0.0, reason: format!("embedding failed ({e}){suffix}") }
+}

@@ -1,0 +1,180 @@
+//! Shape features the embeddings miss: how long a message is, whether it
+//! carries a stack trace, code, versions, or a high-stakes topic. Cheap
+//! (one pass over the text) and scaled to roughly unit range.
+
+/// Number of features `extract` returns.
+pub const COUNT: usize = 18;
+
+const DEBUG_WORDS: &[&str] = &[
+    "debug",
+    "root cause",
+    "why does",
+    "why is",
+    "crash",
+    "segfault",
+    "regression",
+    "intermittent",
+    "flaky",
+    "race condition",
+    "memory leak",
+    "deadlock",
+    "stopped working",
+    "broke",
+    "fails",
+    "failing",
+    "error",
+    "exception",
+    "traceback",
+    "panic",
+    "core dump",
+    "fix my",
+    "doesn't compile",
+    "not compiling",
+];
+const STAKES_WORDS: &[&str] = &[
+    "tax",
+    "legal",
+    "lawsuit",
+    "lawyer",
+    "invest",
+    "portfolio",
+    "private key",
+    "seed phrase",
+    "wallet",
+    "vulnerab",
+    "exploit",
+    "security",
+    "encryption",
+    "gdpr",
+    "compliance",
+    "contract",
+    "liability",
+];
+const HOWTO_WORDS: &[&str] = &[
+    "how do i",
+    "how to",
+    "how can i",
+    "set up",
+    "setup",
+    "configure",
+    "install",
+    "sync",
+    "integrate",
+    "migrate",
+    "upgrade",
+    "step",
+    "explain",
+    "difference between",
+    "vs ",
+    "best way",
+];
+const FRAME_MARKERS: &[&str] = &[
+    "\tat ",
+    "    at ",
+    "traceback (most recent",
+    "file \"",
+    ".java:",
+    ".py\", line",
+    ".rs:",
+    ".go:",
+    ".js:",
+    ".ts:",
+    ".cpp:",
+    "exception in thread",
+    "stack backtrace",
+    "error[e",
+    "errno",
+    "0x",
+    "npm err",
+    "warning:",
+];
+
+pub fn extract(text: &str) -> [f32; COUNT] {
+    let lower = text.to_lowercase();
+    let chars = text.chars().count() as f32;
+    let words = text.split_whitespace().count() as f32;
+    let lines = text.lines().count().max(1) as f32;
+    let mut digits = 0f32;
+    let mut upper = 0f32;
+    let mut symbols = 0f32;
+    let mut non_ascii = 0f32;
+    let mut alpha = 0f32;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits += 1.0;
+        } else if c.is_alphabetic() {
+            alpha += 1.0;
+            if c.is_uppercase() {
+                upper += 1.0;
+            }
+            if !c.is_ascii() {
+                non_ascii += 1.0;
+            }
+        } else if "{}[]();=<>/\\|_*#$&^~`".contains(c) {
+            symbols += 1.0;
+        }
+    }
+    let frac = |n: f32, d: f32| if d > 0.0 { n / d } else { 0.0 };
+    let count_any = |words: &[&str]| words.iter().filter(|w| lower.contains(*w)).count() as f32;
+    let indented = text.lines().filter(|l| l.starts_with("  ") || l.starts_with('\t')).count() as f32;
+    let frames = FRAME_MARKERS.iter().map(|m| lower.matches(m).count()).sum::<usize>() as f32;
+    let versions = count_versions(text) as f32;
+    [
+        (1.0 + chars).ln() / 8.0,
+        (1.0 + words).ln() / 6.0,
+        (1.0 + lines).ln() / 4.0,
+        frac(digits, chars),
+        frac(upper, alpha),
+        frac(symbols, chars) * 5.0,
+        frac(non_ascii, alpha),
+        frac(indented, lines),
+        (1.0 + frames).ln() / 3.0,
+        (1.0 + versions).ln() / 2.0,
+        f32::from(text.contains("```")),
+        (1.0 + text.matches('?').count() as f32).ln(),
+        (1.0 + count_any(DEBUG_WORDS)).ln(),
+        (1.0 + count_any(STAKES_WORDS)).ln(),
+        (1.0 + count_any(HOWTO_WORDS)).ln(),
+        f32::from(words <= 3.0),
+        f32::from(alpha == 0.0),
+        (1.0 + text.matches(['\n']).count() as f32 / 10.0).ln(),
+    ]
+}
+
+/// Counts `N.N` patterns (versions, like 18.2 or 1.83.0).
+fn count_versions(text: &str) -> usize {
+    let b = text.as_bytes();
+    (1..b.len().saturating_sub(1))
+        .filter(|&i| b[i] == b'.' && b[i - 1].is_ascii_digit() && b[i + 1].is_ascii_digit())
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stack_trace_looks_like_one() {
+        let trace = extract(
+            "Exception in thread \"main\" java.lang.NullPointerException\n\tat com.x.Y.run(Y.java:42)\n\tat com.x.Z.main(Z.java:7)",
+        );
+        let faq = extract("What are your opening hours?");
+        assert!(trace[8] > faq[8], "frames");
+        assert!(trace[7] > faq[7], "indentation");
+        assert!(trace[12] > faq[12], "debug words");
+        assert!(faq[11] > 0.0, "question mark");
+    }
+
+    #[test]
+    fn empty_and_emoji_are_flagged() {
+        assert_eq!(extract("")[16], 1.0);
+        assert_eq!(extract("👍🙏")[16], 1.0);
+        assert_eq!(extract("hello there")[16], 0.0);
+        assert!(extract("").iter().all(|x| x.is_finite()));
+    }
+
+    #[test]
+    fn versions_are_counted() {
+        assert_eq!(count_versions("worked in 18.2, broken in 18.3-canary and 1.83.0"), 4);
+    }
+}

@@ -1,0 +1,141 @@
+//! Training the embedding classifier's heads from labeled JSON lines (the
+//! shipped `data/classifier/train.jsonl`, plus admin relabels), with a
+//! held-out fifth for calibration and for choosing the fast-path threshold.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::embedding::{Artifact, EmbeddingClassifier, FULL_MAX_TOKENS, input};
+use super::eval::macro_f1;
+use super::head::{CLASSES, Head, TrainParams, argmax, class_index};
+use super::heuristic::strip_routing_injections;
+use super::minilm::{EmbedError, MiniLm, StaticTable};
+use crate::domain::Complexity;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Example {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub query: String,
+    pub label: Complexity,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("could not read {0}: {1}")]
+    Read(String, String),
+    #[error("{0}:{1}: {2}")]
+    Parse(String, usize, String),
+    #[error("need examples of every label; got {0:?} (simple, medium, complex)")]
+    TooFew([usize; CLASSES]),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+}
+
+pub fn load_jsonl(path: &Path) -> Result<Vec<Example>, TrainError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::Read(name.clone(), e.to_string()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| TrainError::Parse(name.clone(), i + 1, e.to_string())))
+        .collect()
+}
+
+/// The vectors both heads read, for one example.
+struct Prepared {
+    fast: Vec<f32>,
+    full: Vec<f32>,
+    label: usize,
+    holdout: bool,
+}
+
+pub fn train(minilm: &MiniLm, table: &StaticTable, examples: &[Example]) -> Result<Artifact, TrainError> {
+    let mut counts = [0usize; CLASSES];
+    examples.iter().for_each(|e| counts[class_index(e.label)] += 1);
+    if counts.iter().any(|&c| c < 5) {
+        return Err(TrainError::TooFew(counts));
+    }
+    let mut prepared = Vec::with_capacity(examples.len());
+    for (i, e) in examples.iter().enumerate() {
+        let (text, _) = strip_routing_injections(&e.query);
+        let ids = minilm.token_ids(&text)?;
+        let fast = input(&table.embed(&ids), &text);
+        let full = input(&minilm.embed_ids(ids, FULL_MAX_TOKENS)?, &text);
+        // every fifth example (stable order) is held out for calibration
+        prepared.push(Prepared { fast, full, label: class_index(e.label), holdout: i % 5 == 4 });
+    }
+    let split = |holdout: bool, fast: bool| -> (Vec<Vec<f32>>, Vec<usize>) {
+        prepared
+            .iter()
+            .filter(|p| p.holdout == holdout)
+            .map(|p| (if fast { p.fast.clone() } else { p.full.clone() }, p.label))
+            .unzip()
+    };
+    let params = TrainParams::default();
+    let (fx, fy) = split(false, true);
+    let (hx_fast, hy) = split(true, true);
+    let (gx, gy) = split(false, false);
+    let (hx_full, _) = split(true, false);
+    let mut fast = Head::train(&fx, &fy, params);
+    fast.calibrate(&hx_fast, &hy);
+    let mut full = Head::train(&gx, &gy, params);
+    full.calibrate(&hx_full, &hy);
+    let threshold = choose_threshold(&fast, &full, &hx_fast, &hx_full, &hy);
+
+    // Final heads see every example; temperatures and threshold stay.
+    let all = |fast: bool| -> (Vec<Vec<f32>>, Vec<usize>) {
+        prepared.iter().map(|p| (if fast { p.fast.clone() } else { p.full.clone() }, p.label)).unzip()
+    };
+    let (ax, ay) = all(true);
+    let mut fast_final = Head::train(&ax, &ay, params);
+    fast_final.temperature = fast.temperature;
+    let (bx, by) = all(false);
+    let mut full_final = Head::train(&bx, &by, params);
+    full_final.temperature = full.temperature;
+    Ok(Artifact {
+        fast: fast_final,
+        full: full_final,
+        threshold,
+        examples: examples.len(),
+        trained_at: chrono::Utc::now(),
+    })
+}
+
+/// The lowest threshold whose cascade scores within a point of the full
+/// model alone on held-out data: as much traffic on the fast path as
+/// accuracy allows.
+fn choose_threshold(fast: &Head, full: &Head, xf: &[Vec<f32>], xg: &[Vec<f32>], y: &[usize]) -> f32 {
+    let full_pred: Vec<usize> = xg.iter().map(|x| argmax(&full.probabilities(x))).collect();
+    let full_f1 = macro_f1(&full_pred, y);
+    let mut chosen = 1.01; // never trust the fast path unless it earns it
+    for step in (0..=20).rev() {
+        let t = 0.5 + step as f32 * 0.025;
+        let pred: Vec<usize> = xf
+            .iter()
+            .zip(&full_pred)
+            .map(|(x, &g)| {
+                let p = fast.probabilities(x);
+                let k = argmax(&p);
+                if p[k] >= t { k } else { g }
+            })
+            .collect();
+        if macro_f1(&pred, y) >= full_f1 - 0.01 {
+            chosen = t;
+        } else {
+            break;
+        }
+    }
+    chosen
+}
+
+/// Loads the model and table, trains on `examples`, saves the artifact.
+pub fn train_and_save(paths: &super::embedding::Paths, examples: &[Example]) -> Result<Artifact, TrainError> {
+    let (minilm, table) = EmbeddingClassifier::load_parts(paths)?;
+    let artifact = train(&minilm, &table, examples)?;
+    let json = serde_json::to_string(&artifact).map_err(|e| TrainError::Read("artifact".into(), e.to_string()))?;
+    std::fs::write(&paths.artifact, json)
+        .map_err(|e| TrainError::Read(paths.artifact.display().to_string(), e.to_string()))?;
+    Ok(artifact)
+}
