@@ -19,13 +19,19 @@ if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import llama_cpp' 2
   "$venv/bin/pip" install --quiet 'llama-cpp-python==0.3.36'
 fi
 
-echo "bench: building triage (release)"
-cargo build --release --features ssr --bin triage --quiet
+# TRIAGE_BENCH_BIN=target/debug/triage skips the release build: dependencies
+# (llama.cpp included) are optimised in the dev profile too.
+bin="${TRIAGE_BENCH_BIN:-}"
+if [[ -z "$bin" ]]; then
+  echo "bench: building triage (release)"
+  cargo build --release --features ssr --bin triage --quiet
+  bin="$root/target/release/triage"
+fi
 system="You are a friendly, concise customer support assistant. Answer the customer's question clearly in a few sentences."
 user="My order #48213 arrived damaged and the box was open. What are my options for a refund or replacement?"
 
 echo "== triage (llama-cpp-2, in process)"
-triage_out="$("$root/target/release/triage" bench-local --runs "$runs" --tokens "$tokens" | tee /dev/stderr | grep '^SUMMARY')"
+triage_out="$("$bin" bench-local --runs "$runs" --tokens "$tokens" | tee /dev/stderr | grep '^SUMMARY')"
 echo "== llama-cpp-python (reference)"
 ref_out="$("$venv/bin/python" "$root/bench/llama_cpp_reference.py" "$TRIAGE_MODELS_DIR/SmolLM2-135M-Instruct.Q4_1.gguf" "$runs" "$tokens" "$system" "$user" | tee /dev/stderr | grep '^SUMMARY')"
 

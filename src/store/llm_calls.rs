@@ -113,25 +113,23 @@ pub struct CallRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// The columns of a `CallRow`.
+const ROW_COLUMNS: &str = "id, request_id, ticket_id, kind, classifier, complexity, confidence, tier, model, provider,
+    input_tokens, output_tokens, cost_micros, latency_ms, ttft_ms, cache_status, attempt, status, error, created_at";
+
 pub async fn newest(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<CallRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, request_id, ticket_id, kind, classifier, complexity, confidence, tier, model, provider,
-                input_tokens, output_tokens, cost_micros, latency_ms, ttft_ms, cache_status, attempt, status,
-                error, created_at
-         FROM llm_calls ORDER BY created_at DESC, id LIMIT $1",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ROW_COLUMNS} FROM llm_calls ORDER BY created_at DESC, id LIMIT $1"
+    )))
     .bind(limit)
     .fetch_all(db)
     .await
 }
 
 pub async fn for_request(db: impl PgExecutor<'_>, request_id: Uuid) -> Result<Vec<CallRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, request_id, ticket_id, kind, classifier, complexity, confidence, tier, model, provider,
-                input_tokens, output_tokens, cost_micros, latency_ms, ttft_ms, cache_status, attempt, status,
-                error, created_at
-         FROM llm_calls WHERE request_id = $1 ORDER BY attempt, created_at",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ROW_COLUMNS} FROM llm_calls WHERE request_id = $1 ORDER BY attempt, created_at"
+    )))
     .bind(request_id)
     .fetch_all(db)
     .await

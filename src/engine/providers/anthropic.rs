@@ -6,10 +6,9 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::openai::send_error;
 use super::{
     AttemptLimits, ChatMessage, Endpoint, EventReceiver, Parsed, ProviderError, ProviderEvent, ProviderRequest, Role,
-    ToolChoice, parse_retry_after, pump, sse,
+    ToolChoice, pump, send, sse,
 };
 use crate::engine::pricing::Usage;
 
@@ -190,20 +189,7 @@ pub async fn stream(
         .header("x-api-key", endpoint.api_key.expose())
         .header("anthropic-version", API_VERSION)
         .json(&request_body(&request));
-    let response = tokio::time::timeout(limits.first_byte, builder.send())
-        .await
-        .map_err(|_| ProviderError::Timeout(format!("no response headers within {:?}", limits.first_byte)))?
-        .map_err(send_error)?;
-    let status = response.status();
-    if !status.is_success() {
-        let retry_after = parse_retry_after(response.headers().get("retry-after").and_then(|v| v.to_str().ok()));
-        let body = tokio::time::timeout(limits.first_byte, response.text())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        return Err(ProviderError::from_status(status.as_u16(), retry_after, &body));
-    }
+    let response = send(builder, limits).await?;
     let mut state = StreamState::default();
     pump(sse::events(response.bytes_stream()), move |e| state.parse(e), limits).await
 }

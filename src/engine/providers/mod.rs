@@ -388,6 +388,36 @@ where
     Ok(rx)
 }
 
+/// Sends a provider request within the first-byte limit; a non-2xx answer
+/// becomes the matching error (with `Retry-After` when there is one).
+pub(crate) async fn send(
+    builder: reqwest::RequestBuilder,
+    limits: AttemptLimits,
+) -> Result<reqwest::Response, ProviderError> {
+    let response = tokio::time::timeout(limits.first_byte, builder.send())
+        .await
+        .map_err(|_| ProviderError::Timeout(format!("no response headers within {:?}", limits.first_byte)))?
+        .map_err(send_error)?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let retry_after = parse_retry_after(response.headers().get("retry-after").and_then(|v| v.to_str().ok()));
+    let body =
+        tokio::time::timeout(limits.first_byte, response.text()).await.ok().and_then(Result::ok).unwrap_or_default();
+    Err(ProviderError::from_status(status.as_u16(), retry_after, &body))
+}
+
+pub(crate) fn send_error(e: reqwest::Error) -> ProviderError {
+    if e.is_timeout() {
+        ProviderError::Timeout(e.to_string())
+    } else if e.is_connect() {
+        ProviderError::Connect(e.to_string())
+    } else {
+        ProviderError::BadResponse(e.to_string())
+    }
+}
+
 /// What one SSE event meant.
 pub enum Parsed {
     Events(Vec<ProviderEvent>),

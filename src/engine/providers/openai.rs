@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{
     AttemptLimits, ChatMessage, Endpoint, EventReceiver, Parsed, ProviderError, ProviderEvent, ProviderRequest, Role,
-    ToolChoice, parse_retry_after, pump, sse,
+    ToolChoice, pump, send, send_error, sse,
 };
 use crate::engine::pricing::Usage;
 
@@ -141,20 +141,7 @@ pub async fn stream(
     if !endpoint.api_key.expose().is_empty() {
         builder = builder.bearer_auth(endpoint.api_key.expose());
     }
-    let response = tokio::time::timeout(limits.first_byte, builder.send())
-        .await
-        .map_err(|_| ProviderError::Timeout(format!("no response headers within {:?}", limits.first_byte)))?
-        .map_err(send_error)?;
-    let status = response.status();
-    if !status.is_success() {
-        let retry_after = parse_retry_after(response.headers().get("retry-after").and_then(|v| v.to_str().ok()));
-        let body = tokio::time::timeout(limits.first_byte, response.text())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        return Err(ProviderError::from_status(status.as_u16(), retry_after, &body));
-    }
+    let response = send(builder, limits).await?;
     let is_sse = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -176,16 +163,6 @@ pub async fn stream(
         return Ok(rx);
     }
     pump(sse::events(response.bytes_stream()), parse_event, limits).await
-}
-
-pub(crate) fn send_error(e: reqwest::Error) -> ProviderError {
-    if e.is_timeout() {
-        ProviderError::Timeout(e.to_string())
-    } else if e.is_connect() {
-        ProviderError::Connect(e.to_string())
-    } else {
-        ProviderError::BadResponse(e.to_string())
-    }
 }
 
 #[cfg(test)]
