@@ -12,6 +12,7 @@ llm = Llama(model_path=gguf, n_ctx=2048, n_threads=2, n_threads_batch=2, verbose
 prompt = f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
 ttfts, rates = [], []
 for run in range(runs):
+    llm.reset()  # no prompt-cache reuse between runs: Triage clears its KV cache too
     start = time.perf_counter()
     first = None
     n = 0

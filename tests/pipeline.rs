@@ -6,6 +6,7 @@ use common::{collect, count, engine};
 use sqlx::PgPool;
 use triage::domain::Tier;
 use triage::engine::pipeline::{ChatEvent, FailureKind, PipelineError};
+use triage::engine::providers::Providers;
 use triage::store::{llm_calls, messages, tickets};
 use uuid::Uuid;
 
@@ -93,7 +94,9 @@ async fn with_no_model_available_the_customer_gets_a_clear_error_and_the_message
 
 #[sqlx::test(migrator = "triage::store::MIGRATOR")]
 async fn a_caller_that_leaves_stops_the_model_and_the_call_is_still_recorded(pool: PgPool) {
-    let e = engine(&pool, true);
+    // A model allowed 200 tokens is still writing when the caller leaves.
+    let providers = Providers { local: Some(common::long_answer_model()), ..Default::default() };
+    let e = common::engine_with(&pool, common::test_config(), providers);
     let ticket = new_ticket(&pool).await;
     let mut rx = e.pipeline.ticket_message(ticket, "Tell me about your refund policy.").await.unwrap();
     let ChatEvent::Routed(routed) = rx.recv().await.unwrap() else { panic!() };
@@ -104,7 +107,7 @@ async fn a_caller_that_leaves_stops_the_model_and_the_call_is_still_recorded(poo
     let rows = llm_calls::for_request(&pool, routed.request_id).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].status, "cancelled");
-    assert!(rows[0].output_tokens >= 1);
+    assert!(rows[0].output_tokens >= 1 && rows[0].output_tokens < 200, "stopped early: {}", rows[0].output_tokens);
 }
 
 #[sqlx::test(migrator = "triage::store::MIGRATOR")]

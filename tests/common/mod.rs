@@ -42,6 +42,19 @@ pub fn local_model() -> Arc<LocalModel> {
         .clone()
 }
 
+/// A second model instance that may write long answers (200 tokens), for
+/// tests that must still be generating when they act.
+pub fn long_answer_model() -> Arc<LocalModel> {
+    static MODEL: OnceLock<Arc<LocalModel>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let mut config = test_config();
+            config.local.max_output_tokens = 200;
+            Arc::new(LocalModel::load(&config.gguf_path(), LocalOptions::from(&config.local)).unwrap())
+        })
+        .clone()
+}
+
 pub struct TestEngine {
     pub pipeline: Arc<Pipeline>,
     pub call_log: CallLog,
