@@ -14,13 +14,16 @@ echo "e2e: cargo leptos build"
 cargo leptos build
 
 psql "$pg_server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+FAKE_UPSTREAM_PORT=3199 node "$root/end2end/fake-upstream.mjs" >"$out/fake-upstream.log" 2>&1 &
+fake=$!
 TRIAGE_ADDR="127.0.0.1:$port" DATABASE_URL="$pg_server/$db" \
+  TRIAGE_CONFIG="$root/end2end/triage.e2e.toml" \
   TRIAGE_MODELS_DIR="${TRIAGE_MODELS_DIR:-$root/models}" \
   "$root/target/debug/triage" >"$out/server.log" 2>&1 &
 server=$!
 stop() {
-  kill -TERM "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
+  kill -TERM "$server" "$fake" 2>/dev/null || true
+  wait "$server" "$fake" 2>/dev/null || true
 }
 trap stop EXIT
 
