@@ -63,13 +63,20 @@ struct Inner {
 pub struct FakeUpstream {
     inner: Arc<Mutex<Inner>>,
     pub base_url: String,
+    /// Pause between streamed events (so tests see a real stream).
+    chunk_delay: Duration,
 }
 
 impl FakeUpstream {
     pub async fn start() -> Self {
+        Self::start_with_delay(Duration::from_millis(2)).await
+    }
+
+    /// `Duration::ZERO` streams as fast as it can (for benchmarks).
+    pub async fn start_with_delay(chunk_delay: Duration) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let fake = FakeUpstream { base_url: format!("http://{addr}/v1"), ..Default::default() };
+        let fake = FakeUpstream { base_url: format!("http://{addr}/v1"), chunk_delay, ..Default::default() };
         let app = Router::new()
             .route("/v1/chat/completions", post(handle))
             .route("/v1/messages", post(handle))
@@ -108,7 +115,8 @@ async fn handle(State(fake): State<FakeUpstream>, uri: axum::http::Uri, headers:
         inner.scripts.get_mut(&model).and_then(VecDeque::pop_front)
     };
     let behavior = behavior.unwrap_or_else(|| Behavior::answer("Hello from the fake upstream.", (20, 7, 0)));
-    let sse = |events: Vec<String>| sse_response(events.into_iter().map(Ok::<_, std::io::Error>).collect());
+    let delay = fake.chunk_delay;
+    let sse = |events: Vec<String>| sse_response(events.into_iter().map(Ok::<_, std::io::Error>).collect(), delay);
     match behavior {
         Behavior::Answer { chunks, usage } => {
             sse(if anthropic { anthropic_events(&model, &chunks, usage) } else { openai_events(&chunks, usage) })
@@ -139,7 +147,7 @@ async fn handle(State(fake): State<FakeUpstream>, uri: axum::http::Uri, headers:
             let skip = if anthropic { 2 } else { 0 };
             let mut items: Vec<Result<String, std::io::Error>> = events.into_iter().take(skip + n).map(Ok).collect();
             items.push(Err(std::io::Error::other("connection reset by fake")));
-            sse_response(items)
+            sse_response(items, delay)
         }
         Behavior::MalformedSse => sse(vec!["data: {\"choices\": [oops\n\n".into()]),
         Behavior::InvalidJson => ([(header::CONTENT_TYPE, "application/json")], "{\"choices\": [").into_response(),
@@ -147,9 +155,11 @@ async fn handle(State(fake): State<FakeUpstream>, uri: axum::http::Uri, headers:
     }
 }
 
-fn sse_response(items: Vec<Result<String, std::io::Error>>) -> Response {
-    let stream = futures::stream::iter(items).then(|item| async move {
-        tokio::time::sleep(Duration::from_millis(2)).await; // arrive as a stream, not one write
+fn sse_response(items: Vec<Result<String, std::io::Error>>, delay: Duration) -> Response {
+    let stream = futures::stream::iter(items).then(move |item| async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await; // arrive as a stream, not one write
+        }
         item.map(Bytes::from)
     });
     Response::builder().header(header::CONTENT_TYPE, "text/event-stream").body(Body::from_stream(stream)).unwrap()
