@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::{
     AttemptLimits, ChatMessage, Endpoint, EventReceiver, Parsed, ProviderError, ProviderEvent, ProviderRequest, Role,
-    ToolChoice, pump, send, sse,
+    ToolChoice, pump, send, send_error, sse,
 };
 use crate::engine::pricing::Usage;
 
@@ -190,8 +190,69 @@ pub async fn stream(
         .header("anthropic-version", API_VERSION)
         .json(&request_body(&request));
     let response = send(builder, limits).await?;
+    let is_sse = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !is_sse {
+        // A proxy that ignored `stream`: accept the whole message.
+        let body = tokio::time::timeout(limits.first_byte, response.text())
+            .await
+            .map_err(|_| ProviderError::Timeout("reading the response body".into()))?
+            .map_err(send_error)?;
+        let whole: Value =
+            serde_json::from_str(&body).map_err(|e| ProviderError::BadResponse(format!("invalid JSON: {e}")))?;
+        let events = message_events(&whole);
+        let (tx, rx) = tokio::sync::mpsc::channel(events.len().max(1));
+        for e in events {
+            let _ = tx.try_send(Ok(e));
+        }
+        return Ok(rx);
+    }
     let mut state = StreamState::default();
     pump(sse::events(response.bytes_stream()), move |e| state.parse(e), limits).await
+}
+
+/// The events of a whole (non-streamed) Messages API response.
+pub fn message_events(message: &Value) -> Vec<ProviderEvent> {
+    let mut events = Vec::new();
+    let mut tool_index = 0u32;
+    for block in message["content"].as_array().into_iter().flatten() {
+        match block["type"].as_str() {
+            Some("text") => {
+                if let Some(text) = block["text"].as_str().filter(|t| !t.is_empty()) {
+                    events.push(ProviderEvent::Delta(text.to_string()));
+                }
+            }
+            Some("tool_use") => {
+                events.push(ProviderEvent::ToolCallDelta {
+                    index: tool_index,
+                    id: block["id"].as_str().map(str::to_string),
+                    name: block["name"].as_str().map(str::to_string),
+                    arguments: block["input"].to_string(),
+                });
+                tool_index += 1;
+            }
+            _ => {}
+        }
+    }
+    let reason = match message["stop_reason"].as_str() {
+        Some("max_tokens") => "length",
+        Some("tool_use") => "tool_calls",
+        _ => "stop",
+    };
+    events.push(ProviderEvent::Finish(reason.to_string()));
+    let u = &message["usage"];
+    let n = |v: &Value| v.as_u64().unwrap_or(0) as u32;
+    let cached = n(&u["cache_read_input_tokens"]);
+    events.push(ProviderEvent::Usage(Usage {
+        input_tokens: n(&u["input_tokens"]) + cached + n(&u["cache_creation_input_tokens"]),
+        output_tokens: n(&u["output_tokens"]),
+        cached_tokens: cached,
+        estimated: false,
+    }));
+    events
 }
 
 #[cfg(test)]
@@ -288,6 +349,29 @@ mod tests {
                 cached_tokens: 100,
                 estimated: false
             })]
+        );
+    }
+
+    #[test]
+    fn a_whole_message_becomes_the_same_events() {
+        let message = json!({
+            "content": [{"type": "text", "text": "Sure."}, {"type": "tool_use", "id": "t", "name": "f", "input": {"a": 1}}],
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 10, "cache_read_input_tokens": 5, "output_tokens": 7}
+        });
+        assert_eq!(
+            message_events(&message),
+            vec![
+                ProviderEvent::Delta("Sure.".into()),
+                ProviderEvent::ToolCallDelta {
+                    index: 0,
+                    id: Some("t".into()),
+                    name: Some("f".into()),
+                    arguments: r#"{"a":1}"#.into()
+                },
+                ProviderEvent::Finish("tool_calls".into()),
+                ProviderEvent::Usage(Usage { input_tokens: 15, output_tokens: 7, cached_tokens: 5, estimated: false }),
+            ]
         );
     }
 
