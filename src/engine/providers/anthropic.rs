@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::{
     AttemptLimits, ChatMessage, Endpoint, EventReceiver, Parsed, ProviderError, ProviderEvent, ProviderRequest, Role,
-    ToolChoice, pump, send, send_error, sse,
+    ToolChoice, is_event_stream, pump, send, sse, whole_body,
 };
 use crate::engine::pricing::Usage;
 
@@ -190,25 +190,9 @@ pub async fn stream(
         .header("anthropic-version", API_VERSION)
         .json(&request_body(&request));
     let response = send(builder, limits).await?;
-    let is_sse = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if !is_sse {
+    if !is_event_stream(&response) {
         // A proxy that ignored `stream`: accept the whole message.
-        let body = tokio::time::timeout(limits.first_byte, response.text())
-            .await
-            .map_err(|_| ProviderError::Timeout("reading the response body".into()))?
-            .map_err(send_error)?;
-        let whole: Value =
-            serde_json::from_str(&body).map_err(|e| ProviderError::BadResponse(format!("invalid JSON: {e}")))?;
-        let events = message_events(&whole);
-        let (tx, rx) = tokio::sync::mpsc::channel(events.len().max(1));
-        for e in events {
-            let _ = tx.try_send(Ok(e));
-        }
-        return Ok(rx);
+        return whole_body(response, limits, message_events).await;
     }
     let mut state = StreamState::default();
     pump(sse::events(response.bytes_stream()), move |e| state.parse(e), limits).await

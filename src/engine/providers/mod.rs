@@ -408,6 +408,35 @@ pub(crate) async fn send(
     Err(ProviderError::from_status(status.as_u16(), retry_after, &body))
 }
 
+/// Whether a response is an SSE stream (the normal case).
+pub(crate) fn is_event_stream(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// Reads a whole (non-streamed) JSON answer and replays it as events.
+pub(crate) async fn whole_body(
+    response: reqwest::Response,
+    limits: AttemptLimits,
+    events_of: fn(&serde_json::Value) -> Vec<ProviderEvent>,
+) -> Result<EventReceiver, ProviderError> {
+    let body = tokio::time::timeout(limits.first_byte, response.text())
+        .await
+        .map_err(|_| ProviderError::Timeout("reading the response body".into()))?
+        .map_err(send_error)?;
+    let whole: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| ProviderError::BadResponse(format!("invalid JSON: {e}")))?;
+    let events = events_of(&whole);
+    let (tx, rx) = mpsc::channel(events.len().max(1));
+    for e in events {
+        let _ = tx.try_send(Ok(e));
+    }
+    Ok(rx)
+}
+
 pub(crate) fn send_error(e: reqwest::Error) -> ProviderError {
     if e.is_timeout() {
         ProviderError::Timeout(e.to_string())

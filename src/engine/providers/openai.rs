@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{
     AttemptLimits, ChatMessage, Endpoint, EventReceiver, Parsed, ProviderError, ProviderEvent, ProviderRequest, Role,
-    ToolChoice, pump, send, send_error, sse,
+    ToolChoice, is_event_stream, pump, send, sse, whole_body,
 };
 use crate::engine::pricing::Usage;
 
@@ -142,25 +142,9 @@ pub async fn stream(
         builder = builder.bearer_auth(endpoint.api_key.expose());
     }
     let response = send(builder, limits).await?;
-    let is_sse = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if !is_sse {
+    if !is_event_stream(&response) {
         // Some compatible servers ignore `stream`: accept a whole completion.
-        let body = tokio::time::timeout(limits.first_byte, response.text())
-            .await
-            .map_err(|_| ProviderError::Timeout("reading the response body".into()))?
-            .map_err(send_error)?;
-        let whole: Value =
-            serde_json::from_str(&body).map_err(|e| ProviderError::BadResponse(format!("invalid JSON: {e}")))?;
-        let events = chunk_events(&whole);
-        let (tx, rx) = tokio::sync::mpsc::channel(events.len().max(1));
-        for e in events {
-            let _ = tx.try_send(Ok(e));
-        }
-        return Ok(rx);
+        return whole_body(response, limits, chunk_events).await;
     }
     pump(sse::events(response.bytes_stream()), parse_event, limits).await
 }
