@@ -9,10 +9,11 @@ from llama_cpp import Llama
 
 gguf, runs, tokens, system, user = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 llm = Llama(model_path=gguf, n_ctx=2048, n_threads=2, n_threads_batch=2, verbose=False)
-prompt = f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
 ttfts, rates = [], []
 for run in range(runs):
-    llm.reset()  # no prompt-cache reuse between runs: Triage clears its KV cache too
+    # a different question each run, as on the Triage side: both engines
+    # reuse only the cached system-prompt prefix
+    prompt = f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user} Reference {run + 1}.<|im_end|>\n<|im_start|>assistant\n"
     start = time.perf_counter()
     first = None
     n = 0

@@ -225,7 +225,9 @@ async fn run_bench_local(config: &Config, runs: usize, tokens: u32) -> Result<()
             upstream_model: "bench".into(),
             messages: vec![
                 ChatMessage::new(Role::System, config.chat.system_prompt.clone()),
-                ChatMessage::new(Role::User, BENCH_PROMPT),
+                // A different question each run: like real traffic, runs
+                // share only the system prompt's cached prefix.
+                ChatMessage::new(Role::User, format!("{BENCH_PROMPT} Reference {}.", run + 1)),
             ],
             max_tokens: Some(tokens),
             temperature: Some(0.0),

@@ -170,6 +170,7 @@ fn serve(
     }
     let _ = ctx.decode(&mut batch);
     ctx.clear_kv_cache();
+    let mut cache: Vec<LlamaToken> = Vec::new();
     let _ = ready.send(Ok(()));
     for job in jobs {
         waiting.fetch_sub(1, Ordering::SeqCst);
@@ -177,7 +178,10 @@ fn serve(
             continue; // the caller left while queued
         }
         let events = job.events.clone();
-        if let Err(e) = generate(&model, &mut ctx, &chat, &options, job) {
+        if let Err(e) = generate(&model, &mut ctx, &mut cache, &chat, &options, job) {
+            // the cache's contents are unknown after a failed decode
+            ctx.clear_kv_cache();
+            cache.clear();
             let _ = events.blocking_send(Err(e));
         }
     }
@@ -242,9 +246,11 @@ fn fit_prompt(
     }
 }
 
+/// `cache` holds the tokens whose keys and values are in `ctx`, in order.
 fn generate(
     model: &LlamaModel,
     ctx: &mut LlamaContext<'_>,
+    cache: &mut Vec<LlamaToken>,
     chat: &ChatTokens,
     options: &LocalOptions,
     job: Job,
@@ -252,14 +258,24 @@ fn generate(
     let gen_err = |e: &dyn std::fmt::Display| ProviderError::Generation(e.to_string());
     let budget = (options.context_tokens - job.max_tokens) as usize;
     let prompt = fit_prompt(model, chat, &job.messages, budget)?;
-    ctx.clear_kv_cache();
 
+    // Reuse the KV cache for the prefix this prompt shares with what is
+    // already in it (the system prompt always; a ticket's whole history on
+    // a follow-up), and decode only the rest. At least one token is decoded
+    // so there are logits to sample from.
+    let mut common = cache.iter().zip(&prompt).take_while(|(a, b)| a == b).count().min(prompt.len() - 1);
+    if !matches!(ctx.clear_kv_cache_seq(Some(0), Some(common as u32), None), Ok(true)) {
+        ctx.clear_kv_cache();
+        common = 0;
+    }
+    cache.truncate(common);
     let mut batch = LlamaBatch::new(options.context_tokens as usize, 1);
     let last = prompt.len() - 1;
-    for (i, token) in prompt.iter().enumerate() {
+    for (i, token) in prompt.iter().enumerate().skip(common) {
         batch.add(*token, i as i32, &[0], i == last).map_err(|e| gen_err(&e))?;
     }
     ctx.decode(&mut batch).map_err(|e| gen_err(&e))?;
+    cache.extend_from_slice(&prompt[common..]);
 
     let mut sampler = if job.temperature <= 0.0 {
         LlamaSampler::chain_simple([
@@ -298,6 +314,7 @@ fn generate(
         batch.add(token, position, &[0], true).map_err(|e| gen_err(&e))?;
         position += 1;
         ctx.decode(&mut batch).map_err(|e| gen_err(&e))?;
+        cache.push(token);
     }
     if let Some(rest) = text.finish() {
         let _ = job.events.blocking_send(Ok(ProviderEvent::Delta(rest)));
