@@ -211,6 +211,7 @@ async fn run_bench_local(config: &Config, runs: usize, tokens: u32) -> Result<()
     use triage::engine::providers::{ChatMessage, ProviderEvent, ProviderRequest, Role};
 
     let mut options = LocalOptions::from(&config.local);
+    options.warm_system_prompt = Some(config.chat.system_prompt.clone());
     options.max_output_tokens = tokens;
     options.context_tokens = options.context_tokens.max(tokens + 256);
     let path = config.gguf_path();

@@ -61,7 +61,10 @@ pub async fn build_engine(config: &Config) -> Result<Engine, StartError> {
         Providers { local: None, http: (!endpoints.is_empty()).then(Providers::http_client), endpoints };
     if config.local.enabled {
         let path = config.gguf_path();
-        let options = LocalOptions::from(&config.local);
+        let options = LocalOptions {
+            warm_system_prompt: Some(config.chat.system_prompt.clone()),
+            ..LocalOptions::from(&config.local)
+        };
         let started = std::time::Instant::now();
         let model = tokio::task::spawn_blocking(move || LocalModel::load(&path, options))
             .await

@@ -35,6 +35,9 @@ pub struct LocalOptions {
     pub temperature: f32,
     pub repeat_penalty: f32,
     pub max_queue: usize,
+    /// Decoded at start and kept in the KV cache: most prompts begin with
+    /// it, so the first customer already finds it computed.
+    pub warm_system_prompt: Option<String>,
 }
 
 impl From<&LocalModelConfig> for LocalOptions {
@@ -46,6 +49,7 @@ impl From<&LocalModelConfig> for LocalOptions {
             temperature: c.temperature,
             repeat_penalty: c.repeat_penalty,
             max_queue: c.max_queue,
+            warm_system_prompt: None,
         }
     }
 }
@@ -163,14 +167,22 @@ fn serve(
     let chat = ChatTokens::new(&model);
     // One tiny decode before serving: the first decode allocates llama.cpp's
     // compute buffers, which would otherwise land on the first customer.
-    let warm = chat.prompt(&model, &[ChatMessage::new(super::Role::User, "Hi")]);
+    let mut warm_messages = Vec::new();
+    if let Some(system) = &options.warm_system_prompt {
+        warm_messages.push(ChatMessage::new(super::Role::System, system.clone()));
+    }
+    warm_messages.push(ChatMessage::new(super::Role::User, "Hi"));
+    let warm = chat.prompt(&model, &warm_messages);
     let mut batch = LlamaBatch::new(warm.len(), 1);
     for (i, token) in warm.iter().enumerate() {
         let _ = batch.add(*token, i as i32, &[0], i == warm.len() - 1);
     }
-    let _ = ctx.decode(&mut batch);
-    ctx.clear_kv_cache();
     let mut cache: Vec<LlamaToken> = Vec::new();
+    if ctx.decode(&mut batch).is_ok() {
+        cache = warm;
+    } else {
+        ctx.clear_kv_cache();
+    }
     let _ = ready.send(Ok(()));
     for job in jobs {
         waiting.fetch_sub(1, Ordering::SeqCst);
