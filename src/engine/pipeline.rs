@@ -351,6 +351,7 @@ struct Generation {
 }
 
 /// How one attempt ended.
+#[derive(Default)]
 struct Attempt {
     text: String,
     usage: Option<Usage>,
@@ -364,15 +365,7 @@ struct Attempt {
 
 impl Attempt {
     fn failed(error: ProviderError) -> Self {
-        Attempt {
-            text: String::new(),
-            usage: None,
-            ttft_ms: None,
-            finish_reason: None,
-            error: Some(error),
-            cancelled: false,
-            output_sent: false,
-        }
+        Attempt { error: Some(error), ..Attempt::default() }
     }
 }
 
@@ -680,15 +673,7 @@ async fn stream_attempt(
     first_wait: Duration,
     idle: Duration,
 ) -> Attempt {
-    let mut attempt = Attempt {
-        text: String::new(),
-        usage: None,
-        ttft_ms: None,
-        finish_reason: None,
-        error: None,
-        cancelled: false,
-        output_sent: false,
-    };
+    let mut attempt = Attempt::default();
     loop {
         let wait = if attempt.output_sent || attempt.finish_reason.is_some() { idle } else { first_wait };
         let event = match tokio::time::timeout(wait, events.recv()).await {

@@ -108,10 +108,7 @@ pub fn load(
                     tracing::info!(data = %training_data.display(), "training the classifier head (first start)");
                     let examples = training::load_jsonl(training_data)?;
                     let artifact = training::train(&minilm, &table, &examples)?;
-                    let json = serde_json::to_string(&artifact)
-                        .map_err(|e| ClassifyError::Artifact("serialise".into(), e.to_string()))?;
-                    std::fs::write(&paths.artifact, json)
-                        .map_err(|e| ClassifyError::Artifact(paths.artifact.display().to_string(), e.to_string()))?;
+                    training::save(&paths.artifact, &artifact)?;
                     artifact
                 }
             };

@@ -134,8 +134,11 @@ fn choose_threshold(fast: &Head, full: &Head, xf: &[Vec<f32>], xg: &[Vec<f32>], 
 pub fn train_and_save(paths: &super::embedding::Paths, examples: &[Example]) -> Result<Artifact, TrainError> {
     let (minilm, table) = EmbeddingClassifier::load_parts(paths)?;
     let artifact = train(&minilm, &table, examples)?;
-    let json = serde_json::to_string(&artifact).map_err(|e| TrainError::Read("artifact".into(), e.to_string()))?;
-    std::fs::write(&paths.artifact, json)
-        .map_err(|e| TrainError::Read(paths.artifact.display().to_string(), e.to_string()))?;
+    save(&paths.artifact, &artifact)?;
     Ok(artifact)
+}
+
+pub fn save(path: &Path, artifact: &Artifact) -> Result<(), TrainError> {
+    let json = serde_json::to_string(artifact).map_err(|e| TrainError::Read("artifact".into(), e.to_string()))?;
+    std::fs::write(path, json).map_err(|e| TrainError::Read(path.display().to_string(), e.to_string()))
 }
