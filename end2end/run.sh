@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the app with cargo-leptos, serves it on a fresh database, and runs
-# the browser tests (node's test runner + playwright-core + Debian chromium).
+# the browser tests (node's test runner + playwright-core + Debian chromium),
+# then the API tests: the official `openai` Python client against /v1, and
+# a second instance on the same database to check shared rate limits.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -21,26 +23,55 @@ TRIAGE_ADDR="127.0.0.1:$port" DATABASE_URL="$pg_server/$db" \
   TRIAGE_MODELS_DIR="${TRIAGE_MODELS_DIR:-$root/models}" \
   "$root/target/debug/triage" >"$out/server.log" 2>&1 &
 server=$!
+second=""
 stop() {
-  kill -TERM "$server" "$fake" 2>/dev/null || true
-  wait "$server" "$fake" 2>/dev/null || true
+  kill -TERM "$server" "$fake" $second 2>/dev/null || true
+  wait "$server" "$fake" $second 2>/dev/null || true
 }
 trap stop EXIT
 
-for _ in $(seq 1 240); do
-  if curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; then break; fi
-  if ! kill -0 "$server" 2>/dev/null; then
-    echo "e2e: the server exited; its log:" >&2
-    cat "$out/server.log" >&2
-    exit 1
-  fi
-  sleep 0.5
-done
+wait_up() { # port pid log
+  for _ in $(seq 1 240); do
+    if curl -sf "http://127.0.0.1:$1/healthz" >/dev/null; then return 0; fi
+    if ! kill -0 "$2" 2>/dev/null; then
+      echo "e2e: the server exited; its log:" >&2
+      cat "$3" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+}
+wait_up "$port" "$server" "$out/server.log"
 
 export TRIAGE_E2E_URL="http://127.0.0.1:$port"
 export TRIAGE_E2E_DATABASE_URL="$pg_server/$db"
 status=0
 node --test --test-concurrency=1 "$root/end2end/tests/" || status=$?
+
+if [[ $status == 0 ]]; then
+  echo "e2e: the openai Python client against /v1"
+  venv="${TRIAGE_PY_VENV:-$HOME/.cache/triage/openai-venv}"
+  if ! "$venv/bin/python" -c 'import openai, sys; sys.exit(openai.__version__ != "3.54.0")' 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "openai==3.54.0"
+  fi
+  triage_cli() { DATABASE_URL="$pg_server/$db" TRIAGE_CONFIG="$root/end2end/triage.e2e.toml" "$root/target/debug/triage" "$@"; }
+  TRIAGE_E2E_KEY="$(triage_cli keys create --name e2e-python 2>/dev/null)" \
+    "$venv/bin/python" "$root/end2end/api/test_openai_client.py" || status=$?
+fi
+if [[ $status == 0 ]]; then
+  echo "e2e: two instances, one database, one rate-limited key"
+  port2=$((port + 1))
+  TRIAGE_ADDR="127.0.0.1:$port2" DATABASE_URL="$pg_server/$db" \
+    TRIAGE_CONFIG="$root/end2end/triage.e2e.toml" TRIAGE_LOCAL__ENABLED=false \
+    "$root/target/debug/triage" >"$out/server2.log" 2>&1 &
+  second=$!
+  wait_up "$port2" "$second" "$out/server2.log"
+  rpm=120
+  TRIAGE_E2E_URLS="http://127.0.0.1:$port http://127.0.0.1:$port2" RPM=$rpm \
+    TRIAGE_E2E_LIMIT_KEY="$(triage_cli keys create --name e2e-limits --rpm $rpm 2>/dev/null)" \
+    node "$root/end2end/api/limits.mjs" || status=$?
+fi
 if [[ $status != 0 ]]; then
   echo "e2e: failed; server log tail:" >&2
   tail -n 50 "$out/server.log" >&2

@@ -74,6 +74,8 @@ pub struct Config {
     /// Model catalog: name → how to call it and what it costs.
     pub models: BTreeMap<String, ModelConfig>,
     pub chat: ChatConfig,
+    pub api: ApiConfig,
+    pub limits: LimitsConfig,
     pub log: LogConfig,
 }
 
@@ -105,6 +107,10 @@ pub enum ClassifierKind {
     Heuristic,
     /// MiniLM embeddings + shape features, trained head (see README).
     Embedding,
+    /// A cheap model with a `classify_query` tool; `embedding` on failure.
+    Llm,
+    /// `embedding`, then `llm` when its confidence is low.
+    Cascade,
 }
 
 impl ClassifierKind {
@@ -112,6 +118,8 @@ impl ClassifierKind {
         match self {
             ClassifierKind::Heuristic => "heuristic",
             ClassifierKind::Embedding => "embedding",
+            ClassifierKind::Llm => "llm",
+            ClassifierKind::Cascade => "cascade",
         }
     }
 }
@@ -122,7 +130,9 @@ impl std::str::FromStr for ClassifierKind {
         match s {
             "heuristic" => Ok(ClassifierKind::Heuristic),
             "embedding" => Ok(ClassifierKind::Embedding),
-            other => Err(format!("unknown classifier {other:?} (heuristic, embedding)")),
+            "llm" => Ok(ClassifierKind::Llm),
+            "cascade" => Ok(ClassifierKind::Cascade),
+            other => Err(format!("unknown classifier {other:?} (heuristic, embedding, llm, cascade)")),
         }
     }
 }
@@ -134,6 +144,11 @@ pub struct ClassifierConfig {
     /// Labeled queries the embedding head is trained on (JSON lines with
     /// `query` and `label`), when no trained head is in `models_dir` yet.
     pub training_data: PathBuf,
+    /// The model the `llm` and `cascade` classifiers ask (a catalog name).
+    pub llm_model: String,
+    pub llm_timeout_ms: u64,
+    /// `cascade` asks the model when the embedding's confidence is below this.
+    pub cascade_below: f32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -146,6 +161,9 @@ pub struct TierConfig {
     /// was left out (by default the local model, so a tier always answers).
     #[serde(default)]
     pub fallback: Vec<String>,
+    /// For the `weighted` policy: relative weight per candidate (default 1).
+    #[serde(default)]
+    pub weights: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -154,6 +172,11 @@ pub struct RoutingConfig {
     pub budget: TierConfig,
     pub balanced: TierConfig,
     pub premium: TierConfig,
+    /// A ticket does not drop below the highest tier of its last this many
+    /// answers (0 turns stickiness off).
+    pub sticky_turns: u32,
+    /// Repeats, "that didn't help" and asking for a human move up a tier.
+    pub escalate_on_signals: bool,
     pub resilience: ResilienceConfig,
 }
 
@@ -205,6 +228,36 @@ impl RoutingConfig {
             Tier::Premium => &self.premium,
         }
     }
+}
+
+/// The OpenAI-compatible API's input limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Without a valid `Authorization: Bearer` key, `/v1` answers 401.
+    pub require_key: bool,
+    /// Larger bodies get 413.
+    pub max_body_bytes: usize,
+    pub max_messages: usize,
+    /// Per message.
+    pub max_message_chars: usize,
+}
+
+/// Rate limits (per minute) and spend budgets (micro-dollars). Unset means
+/// unlimited; a key's own limits replace the `key_*` defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub enabled: bool,
+    pub key_rpm: Option<u32>,
+    pub key_tpm: Option<u32>,
+    pub user_rpm: Option<u32>,
+    pub user_tpm: Option<u32>,
+    pub ticket_rpm: Option<u32>,
+    /// The browser widget, per client address.
+    pub ip_rpm: Option<u32>,
+    pub user_daily_budget_micros: Option<i64>,
+    pub user_monthly_budget_micros: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -296,6 +349,9 @@ impl Default for Config {
             classifier: ClassifierConfig {
                 kind: ClassifierKind::Heuristic,
                 training_data: PathBuf::from("data/classifier/train.jsonl"),
+                llm_model: "openai/gpt-4o-mini".into(),
+                llm_timeout_ms: 2_000,
+                cascade_below: 0.6,
             },
             routing: default_routing(),
             models: default_models(),
@@ -306,6 +362,13 @@ impl Default for Config {
                     Answer the customer's question clearly in a few sentences."
                     .to_string(),
             },
+            api: ApiConfig {
+                require_key: true,
+                max_body_bytes: 1 << 20,
+                max_messages: 256,
+                max_message_chars: 100_000,
+            },
+            limits: LimitsConfig { enabled: true, ticket_rpm: Some(20), ip_rpm: Some(30), ..LimitsConfig::default() },
             log: LogConfig { format: LogFormat::Pretty, filter: "info,llama_cpp_2=warn,sqlx=warn".to_string() },
         }
     }
@@ -320,8 +383,11 @@ fn default_routing() -> RoutingConfig {
         candidates: candidates.iter().map(|c| c.to_string()).collect(),
         policy: SelectionPolicy::CheapestHealthy,
         fallback: vec![local.to_string()],
+        weights: BTreeMap::new(),
     };
     RoutingConfig {
+        sticky_turns: 3,
+        escalate_on_signals: true,
         budget: tier(
             &["openai/gpt-4o-mini", "google/gemini-2.0-flash", "anthropic/claude-haiku-4-5"],
             "local/smollm2-budget",
@@ -489,6 +555,13 @@ impl Config {
         let r = &self.routing.resilience;
         if r.max_attempts_per_model == 0 || r.first_byte_timeout_ms == 0 || r.deadline_ms == 0 {
             return bad("routing.resilience: attempts and timeouts must be > 0".into());
+        }
+        let c = &self.classifier;
+        if !self.models.contains_key(&c.llm_model) {
+            return bad(format!("classifier.llm_model names {:?}, which is not in [models]", c.llm_model));
+        }
+        if c.llm_timeout_ms == 0 || !(0.0..=1.0).contains(&c.cascade_below) {
+            return bad("classifier: llm_timeout_ms must be > 0 and cascade_below within 0..=1".into());
         }
         if self.chat.max_message_chars == 0 {
             return bad("chat.max_message_chars must be > 0".into());

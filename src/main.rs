@@ -34,6 +34,10 @@ enum Command {
         data: PathBuf,
         #[arg(long)]
         classifier: Option<ClassifierKind>,
+        /// Embedding only: the fast path's confidence threshold to use
+        /// instead of the trained one (0 = fast path only, 1.01 = full model only).
+        #[arg(long)]
+        threshold: Option<f32>,
     },
     /// Measure the local model: time to first token and decode tokens/s
     /// (greedy, fixed support prompt). Used by bench/local_model.sh.
@@ -43,12 +47,65 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         tokens: u32,
     },
+    /// Choose the embedding classifier's decision biases for a target
+    /// premium share or a budget per 1,000 queries, from a file of queries
+    /// (labels optional) or the latest customer messages in the database.
+    Calibrate {
+        /// JSON lines with "query" (and optionally "label").
+        #[arg(long, conflicts_with = "recent")]
+        data: Option<PathBuf>,
+        /// Use the latest N customer messages instead.
+        #[arg(long)]
+        recent: Option<i64>,
+        /// Target share of premium traffic, 0..1.
+        #[arg(long, conflicts_with = "budget_per_1k")]
+        premium_share: Option<f64>,
+        /// US dollars per 1,000 queries (query tokens in, 300 out).
+        #[arg(long)]
+        budget_per_1k: Option<f64>,
+        /// Save the biases into the trained head (the server reads them at start).
+        #[arg(long)]
+        write: bool,
+    },
+    /// Manage API keys for `/v1` (stored hashed; a new key is shown once).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Train the embedding classifier's head and save it in the models directory.
     Train {
         /// Labeled JSON lines; default: classifier.training_data.
         #[arg(long)]
         data: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create a key and print it (once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// May send `tier` to force a tier.
+        #[arg(long)]
+        can_force_tier: bool,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<u32>,
+        /// Tokens per minute.
+        #[arg(long)]
+        tpm: Option<u32>,
+        /// US dollars per UTC day.
+        #[arg(long)]
+        daily_budget_usd: Option<f64>,
+        /// US dollars per UTC month.
+        #[arg(long)]
+        monthly_budget_usd: Option<f64>,
+    },
+    /// Revoke a key by id, name or prefix (refused if ambiguous).
+    Revoke { key: String },
+    /// List keys (never the secrets).
+    List,
 }
 
 #[tokio::main]
@@ -76,9 +133,15 @@ async fn main() -> ExitCode {
         Command::CheckConfig => {
             serde_json::to_string_pretty(&config).map(|s| println!("{s}")).map_err(|e| e.to_string())
         }
-        Command::Classify { classifier } => run_classify(&config, classifier.unwrap_or(config.classifier.kind)),
-        Command::Eval { data, classifier } => run_eval(&config, &data, classifier.unwrap_or(config.classifier.kind)),
+        Command::Classify { classifier } => run_classify(&config, classifier.unwrap_or(config.classifier.kind)).await,
+        Command::Eval { data, classifier, threshold } => {
+            run_eval(&config, &data, classifier.unwrap_or(config.classifier.kind), threshold).await
+        }
         Command::Train { data } => run_train(&config, data),
+        Command::Keys { action } => run_keys(&config, action).await,
+        Command::Calibrate { data, recent, premium_share, budget_per_1k, write } => {
+            run_calibrate(&config, CalibrateArgs { data, recent, premium_share, budget_per_1k, write }).await
+        }
         Command::BenchLocal { runs, tokens } => run_bench_local(&config, runs, tokens).await,
     };
     match result {
@@ -91,16 +154,28 @@ async fn main() -> ExitCode {
 }
 
 fn load_classifier(config: &Config, kind: ClassifierKind) -> Result<Classifier, String> {
-    classify::load(kind, &config.models_dir, &config.classifier.training_data).map_err(|e| e.to_string())
+    let catalog = triage::engine::pricing::Catalog::from_config(config);
+    classify::load(kind, &config.classifier, &config.models_dir, &catalog).map_err(|e| e.to_string())
 }
 
-fn run_classify(config: &Config, kind: ClassifierKind) -> Result<(), String> {
+/// Remote providers only (the `llm` and `cascade` classifiers' models).
+fn remote_providers(config: &Config) -> triage::engine::providers::Providers {
+    let (endpoints, _) = triage::engine::providers::resolve_endpoints(config, |k| std::env::var(k).ok());
+    triage::engine::providers::Providers {
+        local: None,
+        http: Some(triage::engine::providers::Providers::http_client()),
+        endpoints,
+    }
+}
+
+async fn run_classify(config: &Config, kind: ClassifierKind) -> Result<(), String> {
     #[derive(serde::Deserialize)]
     struct Input {
         id: serde_json::Value,
         query: String,
     }
     let classifier = load_classifier(config, kind)?;
+    let providers = remote_providers(config);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for (n, line) in std::io::stdin().lock().lines().enumerate() {
@@ -109,7 +184,7 @@ fn run_classify(config: &Config, kind: ClassifierKind) -> Result<(), String> {
             continue;
         }
         let input: Input = serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", n + 1))?;
-        let c = classifier.classify(&input.query);
+        let (c, _) = classifier.classify_with_llm(&input.query, &providers).await;
         let row = serde_json::json!({
             "id": input.id,
             "complexity": c.complexity,
@@ -123,14 +198,25 @@ fn run_classify(config: &Config, kind: ClassifierKind) -> Result<(), String> {
     out.flush().map_err(|e| e.to_string())
 }
 
-fn run_eval(config: &Config, data: &std::path::Path, kind: ClassifierKind) -> Result<(), String> {
+async fn run_eval(
+    config: &Config,
+    data: &std::path::Path,
+    kind: ClassifierKind,
+    threshold: Option<f32>,
+) -> Result<(), String> {
     let examples = training::load_jsonl(data).map_err(|e| e.to_string())?;
     let classifier = load_classifier(config, kind)?;
+    if let (Some(t), Classifier::Embedding(e)) = (threshold, &classifier) {
+        let mut artifact = e.artifact.read().expect("artifact").clone();
+        artifact.threshold = t;
+        e.replace_artifact(artifact);
+    }
+    let providers = remote_providers(config);
     let mut pred = Vec::with_capacity(examples.len());
     let mut truth = Vec::with_capacity(examples.len());
     let mut latencies = Vec::with_capacity(examples.len());
     for e in &examples {
-        let c = classifier.classify(&e.query);
+        let (c, _) = classifier.classify_with_llm(&e.query, &providers).await;
         pred.push(head::class_index(c.complexity));
         truth.push(head::class_index(e.label));
         latencies.push(c.latency_us);
@@ -147,7 +233,8 @@ fn run_eval(config: &Config, data: &std::path::Path, kind: ClassifierKind) -> Re
         triage::engine::route::Router::new(config.routing.clone(), catalog.clone(), config.models.keys().cloned());
     let tokens = triage::engine::providers::local::TokenCounter::load(&config.gguf_path());
     let price_of = |tier: Tier| {
-        let name = router.route_tier(tier, &health).candidates.into_iter().next().unwrap_or_default();
+        let name =
+            router.route_tier(tier, &Default::default(), &health).candidates.into_iter().next().unwrap_or_default();
         catalog.get(&name).map(|m| (name, m.price)).unwrap_or_default()
     };
     let mut routed = 0i64;
@@ -183,6 +270,176 @@ fn run_eval(config: &Config, data: &std::path::Path, kind: ClassifierKind) -> Re
         if premium > 0 { 100.0 * (1.0 - routed as f64 / premium as f64) } else { 0.0 }
     );
     println!("latency per query: p50 {} µs, p99 {} µs, max {} µs", pct(0.5), pct(0.99), pct(1.0));
+    Ok(())
+}
+
+async fn run_keys(config: &Config, action: KeysAction) -> Result<(), String> {
+    use triage::store::api_keys::{self, NewKey};
+    let pool = triage::store::connect_and_migrate(config.database_url.expose(), 2).await.map_err(|e| e.to_string())?;
+    let usd = |v: Option<f64>| -> Result<Option<i64>, String> {
+        match v {
+            Some(d) if !d.is_finite() || d < 0.0 => Err(format!("budget {d} must be a positive amount")),
+            Some(d) => Ok(Some((d * 1e6).round() as i64)),
+            None => Ok(None),
+        }
+    };
+    let limit = |v: Option<u32>| v.map(|n| n.min(i32::MAX as u32) as i32);
+    match action {
+        KeysAction::Create { name, can_force_tier, rpm, tpm, daily_budget_usd, monthly_budget_usd } => {
+            if name.trim().is_empty() {
+                return Err("--name must not be empty".into());
+            }
+            let new = NewKey {
+                name: name.trim().to_string(),
+                can_force_tier,
+                rpm_limit: limit(rpm),
+                tpm_limit: limit(tpm),
+                daily_budget_micros: usd(daily_budget_usd)?,
+                monthly_budget_micros: usd(monthly_budget_usd)?,
+            };
+            let (key, secret) = api_keys::create(&pool, &new).await.map_err(|e| e.to_string())?;
+            eprintln!("created key {} ({}); it is shown once:", key.name, key.id);
+            println!("{secret}");
+        }
+        KeysAction::Revoke { key } => {
+            let revoked = api_keys::revoke(&pool, &key).await.map_err(|e| e.to_string())?;
+            match revoked.first() {
+                Some(k) => println!("revoked {} ({}, {}…)", k.name, k.id, k.prefix),
+                None => return Err(format!("no single live key matches {key:?} (id, name or prefix)")),
+            }
+        }
+        KeysAction::List => {
+            for k in api_keys::list(&pool).await.map_err(|e| e.to_string())? {
+                println!(
+                    "{}  {:<20} {}…  force_tier={} rpm={} tpm={} daily={} monthly={} {}",
+                    k.id,
+                    k.name,
+                    k.prefix,
+                    k.can_force_tier,
+                    k.rpm_limit.map_or("-".into(), |v| v.to_string()),
+                    k.tpm_limit.map_or("-".into(), |v| v.to_string()),
+                    k.daily_budget_micros.map_or("-".into(), |v| format!("${:.2}", v as f64 / 1e6)),
+                    k.monthly_budget_micros.map_or("-".into(), |v| format!("${:.2}", v as f64 / 1e6)),
+                    if k.revoked_at.is_some() { "REVOKED" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+struct CalibrateArgs {
+    data: Option<PathBuf>,
+    recent: Option<i64>,
+    premium_share: Option<f64>,
+    budget_per_1k: Option<f64>,
+    write: bool,
+}
+
+async fn run_calibrate(config: &Config, args: CalibrateArgs) -> Result<(), String> {
+    use triage::engine::classify::calibrate::{self, Sample};
+    #[derive(serde::Deserialize)]
+    struct Line {
+        query: String,
+        label: Option<triage::domain::Complexity>,
+    }
+    let lines: Vec<Line> = match (&args.data, args.recent) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1)))
+                .collect::<Result<_, _>>()?
+        }
+        (None, Some(n)) => {
+            let pool =
+                triage::store::connect_and_migrate(config.database_url.expose(), 2).await.map_err(|e| e.to_string())?;
+            let texts: Vec<String> = sqlx::query_scalar(
+                "SELECT content FROM messages WHERE role = 'user' ORDER BY created_at DESC LIMIT $1",
+            )
+            .bind(n)
+            .fetch_all(&pool)
+            .await
+            .map_err(|e| e.to_string())?;
+            texts.into_iter().map(|query| Line { query, label: None }).collect()
+        }
+        (None, None) => return Err("give --data FILE or --recent N".into()),
+    };
+    if lines.is_empty() {
+        return Err("no queries to calibrate on".into());
+    }
+    let Classifier::Embedding(classifier) = load_classifier(config, ClassifierKind::Embedding)? else {
+        return Err("calibration needs the embedding classifier".into());
+    };
+    let catalog = triage::engine::pricing::Catalog::from_config(config);
+    let health = triage::engine::providers::health::Health::new(5, std::time::Duration::from_secs(30));
+    let router =
+        triage::engine::route::Router::new(config.routing.clone(), catalog.clone(), config.models.keys().cloned());
+    let prices = Tier::ALL.iter().map(|&t| {
+        let name = router.route_tier(t, &Default::default(), &health).candidates.into_iter().next();
+        name.and_then(|n| catalog.get(&n).map(|m| m.price)).unwrap_or_default()
+    });
+    let prices: Vec<_> = prices.collect();
+    let tokens = triage::engine::providers::local::TokenCounter::load(&config.gguf_path());
+    let mut samples = Vec::with_capacity(lines.len());
+    let mut labels = Vec::with_capacity(lines.len());
+    for line in &lines {
+        // no words: always budget, whatever the bias
+        let p = classifier.probabilities(&line.query).map_err(|e| e.to_string())?.unwrap_or([1.0, 0.0, 0.0]);
+        let usage = triage::engine::pricing::Usage {
+            input_tokens: tokens.count(&line.query),
+            output_tokens: 300,
+            cached_tokens: 0,
+            estimated: true,
+        };
+        samples.push(Sample { p, cost: [0, 1, 2].map(|k| prices[k].cost_micros(&usage)) });
+        labels.push(line.label);
+    }
+    let before = calibrate::evaluate(&samples, classifier.artifact.read().expect("artifact").bias);
+    let after = match (args.premium_share, args.budget_per_1k) {
+        (Some(share), None) if (0.0..=1.0).contains(&share) => calibrate::for_premium_share(&samples, share),
+        (None, Some(dollars)) if dollars >= 0.0 => calibrate::for_budget(&samples, dollars * 1e6)
+            .ok_or_else(|| format!("${dollars} per 1,000 queries is below the all-budget cost"))?,
+        _ => return Err("give --premium-share 0..1 or --budget-per-1k DOLLARS".into()),
+    };
+    let show = |name: &str, c: &calibrate::Calibration| {
+        println!(
+            "{name:<7} bias [{:+.2} {:+.2} {:+.2}]  shares budget {:.1}% balanced {:.1}% premium {:.1}%  \
+             ${:.4} per 1,000  expected not under-routed {:.1}%",
+            c.bias[0],
+            c.bias[1],
+            c.bias[2],
+            c.shares[0] * 100.0,
+            c.shares[1] * 100.0,
+            c.shares[2] * 100.0,
+            c.cost_per_1k_micros / 1e6,
+            c.expected_not_under * 100.0
+        );
+    };
+    println!("calibrating on {} queries", samples.len());
+    show("before", &before);
+    show("after", &after);
+    if labels.iter().all(Option::is_some) {
+        let truth: Vec<usize> = labels.iter().map(|l| head::class_index(l.unwrap())).collect();
+        for (name, bias) in [("before", before.bias), ("after", after.bias)] {
+            let pred: Vec<usize> = samples.iter().map(|s| classify::embedding::decide(&s.p, &bias)).collect();
+            let r = eval::report(&pred, &truth);
+            println!(
+                "{name:<7} on the labels: macro-F1 {:.3}, complex→budget {:.1}%, under-routing {:.1}%",
+                r.macro_f1,
+                r.complex_to_budget * 100.0,
+                r.under_routing * 100.0
+            );
+        }
+    }
+    if args.write {
+        let paths = classify::embedding::Paths::new(&config.models_dir);
+        let mut artifact = classifier.artifact.read().expect("artifact").clone();
+        artifact.bias = after.bias;
+        training::save(&paths.artifact, &artifact).map_err(|e| e.to_string())?;
+        println!("saved to {}", paths.artifact.display());
+    }
     Ok(())
 }
 

@@ -79,15 +79,16 @@ pub async fn build_engine(config: &Config) -> Result<Engine, StartError> {
             .unwrap_or_else(|_| TokenCounter::load(std::path::Path::new(""))),
     );
     let classifier = {
-        let (kind, dir, data) =
-            (config.classifier.kind, config.models_dir.clone(), config.classifier.training_data.clone());
-        tokio::task::spawn_blocking(move || crate::engine::classify::load(kind, &dir, &data))
+        let (kind, classifier, dir) = (config.classifier.kind, config.classifier.clone(), config.models_dir.clone());
+        let catalog = crate::engine::pricing::Catalog::from_config(config);
+        tokio::task::spawn_blocking(move || crate::engine::classify::load(kind, &classifier, &dir, &catalog))
             .await
             .map_err(|e| StartError::Leptos(e.to_string()))??
     };
     tracing::info!(classifier = classifier.name(), "classifier ready");
     let (call_log, call_log_worker) = CallLog::start(pool.clone());
-    let deps = Dependencies { classifier, providers, pool: pool.clone(), call_log: call_log.clone(), tokens };
+    let limiter = crate::engine::limits::Limiter::new(config.limits.clone(), pool.clone());
+    let deps = Dependencies { classifier, providers, pool: pool.clone(), call_log: call_log.clone(), tokens, limiter };
     let pipeline = Pipeline::new(config, deps);
     Ok(Engine { pool, pipeline, call_log, call_log_worker })
 }
@@ -109,6 +110,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         config: Arc::new(config.clone()),
         pool: engine.pool.clone(),
         pipeline: engine.pipeline.clone(),
+        keys: Default::default(),
     };
     let app = crate::http::build_app(state);
     let listener =

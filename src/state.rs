@@ -15,6 +15,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub pool: PgPool,
     pub pipeline: Arc<Pipeline>,
+    /// API keys recently looked up (`/v1`).
+    pub keys: Arc<crate::http::openai::KeyCache>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -20,6 +20,7 @@ fn row(i: usize) -> CallRecord {
         reason: None,
         tier: Some("budget".into()),
         policy: Some("cheapest_healthy".into()),
+        route: None,
         model: "m".into(),
         provider: "local".into(),
         input_tokens: 10,

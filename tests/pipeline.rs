@@ -20,7 +20,9 @@ async fn new_ticket(pool: &PgPool) -> Uuid {
 async fn answers_with_the_local_model_and_records_one_row(pool: PgPool) {
     let e = engine(&pool, true);
     let ticket = new_ticket(&pool).await;
-    let events = collect(e.pipeline.ticket_message(ticket, "What are your opening hours?").await.unwrap()).await;
+    let events =
+        collect(e.pipeline.ticket_message(ticket, "What are your opening hours?", Default::default()).await.unwrap())
+            .await;
 
     let ChatEvent::Routed(routed) = &events[0] else { panic!("first event must be the route: {events:?}") };
     assert_eq!(routed.tier, Some(Tier::Budget));
@@ -63,8 +65,11 @@ async fn answers_with_the_local_model_and_records_one_row(pool: PgPool) {
 async fn the_next_turn_sends_the_history(pool: PgPool) {
     let e = engine(&pool, true);
     let ticket = new_ticket(&pool).await;
-    let first = collect(e.pipeline.ticket_message(ticket, "Hi, I need help with my order.").await.unwrap()).await;
-    let second = collect(e.pipeline.ticket_message(ticket, "It has not arrived yet.").await.unwrap()).await;
+    let first =
+        collect(e.pipeline.ticket_message(ticket, "Hi, I need help with my order.", Default::default()).await.unwrap())
+            .await;
+    let second =
+        collect(e.pipeline.ticket_message(ticket, "It has not arrived yet.", Default::default()).await.unwrap()).await;
     let input = |events: &[ChatEvent]| match events.last() {
         Some(ChatEvent::Finished(o)) => o.usage.input_tokens,
         other => panic!("unfinished: {other:?}"),
@@ -77,7 +82,8 @@ async fn the_next_turn_sends_the_history(pool: PgPool) {
 async fn with_no_model_available_the_customer_gets_a_clear_error_and_the_message_is_kept(pool: PgPool) {
     let e = engine(&pool, false); // no local model, no keys: nothing can answer
     let ticket = new_ticket(&pool).await;
-    let events = collect(e.pipeline.ticket_message(ticket, "Where is my parcel?").await.unwrap()).await;
+    let events =
+        collect(e.pipeline.ticket_message(ticket, "Where is my parcel?", Default::default()).await.unwrap()).await;
     match events.last().unwrap() {
         ChatEvent::Failed { message, kind } => {
             assert_eq!(*kind, FailureKind::Unavailable);
@@ -98,8 +104,11 @@ async fn a_caller_that_leaves_stops_the_model_and_the_call_is_still_recorded(poo
     let providers = Providers { local: Some(common::long_answer_model()), ..Default::default() };
     let e = common::engine_with(&pool, common::test_config(), providers);
     let ticket = new_ticket(&pool).await;
-    let mut rx = e.pipeline.ticket_message(ticket, "Tell me about your refund policy.").await.unwrap();
+    let mut rx =
+        e.pipeline.ticket_message(ticket, "Tell me about your refund policy.", Default::default()).await.unwrap();
     let ChatEvent::Routed(routed) = rx.recv().await.unwrap() else { panic!() };
+    let Some(ChatEvent::Answering { model, .. }) = rx.recv().await else { panic!("expected the answering model") };
+    assert_eq!(model, routed.model);
     let Some(ChatEvent::Delta(_)) = rx.recv().await else { panic!("expected a first token") };
     drop(rx);
     e.pipeline.wait_idle(std::time::Duration::from_secs(30)).await;
@@ -115,7 +124,7 @@ async fn bad_messages_are_refused_before_anything_is_stored(pool: PgPool) {
     let e = engine(&pool, false);
     let ticket = new_ticket(&pool).await;
     for text in ["", "   \n ", &"x".repeat(100_000)] {
-        match e.pipeline.ticket_message(ticket, text).await {
+        match e.pipeline.ticket_message(ticket, text, Default::default()).await {
             Err(PipelineError::InvalidRequest(m)) => assert!(!m.is_empty()),
             other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
         }

@@ -41,6 +41,7 @@ fn config(fake: &FakeUpstream) -> Config {
         candidates: candidates.iter().map(|s| s.to_string()).collect(),
         policy: SelectionPolicy::InOrder,
         fallback: vec![],
+        weights: Default::default(),
     };
     c.routing.budget = tier(&["fake/a", "fake/b"]);
     c.routing.balanced = tier(&["fake/claude"]);

@@ -90,7 +90,10 @@ pub async fn send_message(text: String) -> Result<ByteStream<AppError>, AppError
             id
         }
     };
-    let events = state.pipeline.ticket_message(ticket_id, &text).await?;
+    // the widget has no key: its client address is what gets rate limited
+    let ip = leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>().await.ok().map(|c| c.0.ip());
+    let subjects = crate::engine::limits::Subjects { ip, ..Default::default() };
+    let events = state.pipeline.ticket_message(ticket_id, &text, subjects).await?;
     let reference = ticket_ref(&ticket_id);
     let lines = tokio_stream::wrappers::ReceiverStream::new(events).filter_map(move |event| {
         let event = match event {
@@ -116,7 +119,7 @@ pub async fn send_message(text: String) -> Result<ByteStream<AppError>, AppError
                 StreamEvent::Error { message, partial: kind == FailureKind::Interrupted }
             }
             // The widget offers no tools; a model's tool call is not shown.
-            ChatEvent::ToolCall { .. } => return None,
+            ChatEvent::ToolCall { .. } | ChatEvent::Answering { .. } => return None,
         };
         let mut line = serde_json::to_string(&event).unwrap_or_default();
         line.push('\n');

@@ -15,6 +15,9 @@ pub enum AppError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// A rate limit or budget; the message says when to try again.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// A dependency is down or overloaded; trying again later may work.
     #[error("{0}")]
     Unavailable(String),
@@ -50,6 +53,7 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) | AppError::Network => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -71,6 +75,18 @@ impl From<crate::engine::pipeline::PipelineError> for AppError {
         match e {
             PipelineError::InvalidRequest(m) => AppError::BadRequest(m),
             PipelineError::UnknownModel(m) => AppError::BadRequest(format!("Unknown model {m:?}")),
+            PipelineError::Limited(crate::engine::limits::LimitError::BudgetExceeded { .. }) => {
+                AppError::TooManyRequests("This conversation has reached its spending limit for now.".into())
+            }
+            PipelineError::Limited(e) => {
+                let wait = match &e {
+                    crate::engine::limits::LimitError::RateLimited { retry_after, .. } => retry_after.as_secs() + 1,
+                    _ => 60,
+                };
+                AppError::TooManyRequests(format!(
+                    "You're sending messages faster than we can answer. Please wait {wait} seconds and try again."
+                ))
+            }
             PipelineError::Store(e) => e.into(),
         }
     }

@@ -3,6 +3,8 @@
 
 pub mod call_log;
 pub mod classify;
+pub mod escalation;
+pub mod limits;
 pub mod pipeline;
 pub mod pricing;
 pub mod providers;

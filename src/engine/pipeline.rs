@@ -29,6 +29,8 @@ use uuid::Uuid;
 
 use super::call_log::CallLog;
 use super::classify::{Classification, Classifier};
+use super::escalation::{self, Signal};
+use super::limits::{self, Granted, LimitError, Limiter, Subjects};
 use super::pricing::{Catalog, ModelEntry, Usage};
 use super::providers::health::{Admission, Health, backoff};
 use super::providers::local::TokenCounter;
@@ -36,11 +38,12 @@ use super::providers::{
     AttemptLimits, ChatMessage, EventReceiver, ProviderError, ProviderEvent, ProviderRequest, Providers, Recovery,
     Role, ToolChoice, ToolSpec,
 };
-use super::route::{RouteDecision, Router};
-use crate::config::{ChatConfig, Config, ProviderKind, ResilienceConfig};
+use super::route::{RouteDecision, RouteHints, Router};
+use crate::config::{ChatConfig, Config, ProviderKind, ResilienceConfig, RoutingConfig};
 use crate::domain::{CacheStatus, CallStatus, Tier};
 use crate::store::llm_calls::CallRecord;
 use crate::store::messages::{self, NewMessage};
+use crate::store::tickets;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -48,8 +51,19 @@ pub enum PipelineError {
     InvalidRequest(String),
     #[error("unknown model {0:?}")]
     UnknownModel(String),
+    #[error(transparent)]
+    Limited(LimitError),
     #[error("storage unavailable")]
     Store(#[from] sqlx::Error),
+}
+
+impl From<LimitError> for PipelineError {
+    fn from(e: LimitError) -> Self {
+        match e {
+            LimitError::Store(e) => PipelineError::Store(e),
+            other => PipelineError::Limited(other),
+        }
+    }
 }
 
 /// Which model answers: the router's choice, or one named by the caller.
@@ -77,6 +91,12 @@ pub struct ChatRequest {
     pub properties: serde_json::Map<String, serde_json::Value>,
     /// Store the new user turn and the answer in the ticket.
     pub persist: bool,
+    /// A trusted caller's tier (`model: auto` only).
+    pub forced_tier: Option<Tier>,
+    /// Only these models may answer (`model: auto` only).
+    pub router_candidates: Option<Vec<String>>,
+    /// Who the request counts against for rate limits and budgets.
+    pub subjects: Subjects,
 }
 
 impl ChatRequest {
@@ -97,6 +117,9 @@ impl ChatRequest {
             tool_choice: None,
             properties: Default::default(),
             persist: false,
+            forced_tier: None,
+            router_candidates: None,
+            subjects: Subjects::default(),
         }
     }
 }
@@ -107,6 +130,8 @@ pub struct Routed {
     pub request_id: Uuid,
     pub classification: Option<Classification>,
     pub tier: Option<Tier>,
+    /// The full routing decision (`model: auto`).
+    pub decision: Option<RouteDecision>,
     /// The candidate that will be tried first.
     pub model: String,
 }
@@ -143,10 +168,24 @@ pub enum FailureKind {
 #[derive(Debug, Clone)]
 pub enum ChatEvent {
     Routed(Routed),
+    /// Sent once, before the first delta or tool call: the model whose
+    /// output follows (after any retries and fallbacks).
+    Answering {
+        model: String,
+        tier: Option<Tier>,
+    },
     Delta(String),
-    ToolCall { index: u32, id: Option<String>, name: Option<String>, arguments: String },
+    ToolCall {
+        index: u32,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: String,
+    },
     Finished(Outcome),
-    Failed { message: String, kind: FailureKind },
+    Failed {
+        message: String,
+        kind: FailureKind,
+    },
 }
 
 /// What the pipeline is built from.
@@ -156,6 +195,7 @@ pub struct Dependencies {
     pub pool: PgPool,
     pub call_log: CallLog,
     pub tokens: Arc<TokenCounter>,
+    pub limiter: Limiter,
 }
 
 pub struct Pipeline {
@@ -163,12 +203,14 @@ pub struct Pipeline {
     resilience: ResilienceConfig,
     classifier: Classifier,
     router: Router,
+    router_config: RoutingConfig,
     catalog: Catalog,
     providers: Providers,
     health: Arc<Health>,
     tokens: Arc<TokenCounter>,
     pool: PgPool,
     call_log: CallLog,
+    limiter: Limiter,
     /// Generations in flight, so shutdown can let them finish.
     tasks: TaskTracker,
 }
@@ -188,6 +230,7 @@ impl Pipeline {
             chat: config.chat.clone(),
             classifier: deps.classifier,
             router: Router::new(config.routing.clone(), catalog.clone(), available),
+            router_config: config.routing.clone(),
             health: Arc::new(Health::new(
                 resilience.breaker_failures,
                 Duration::from_millis(resilience.breaker_cooldown_ms),
@@ -198,12 +241,22 @@ impl Pipeline {
             tokens: deps.tokens,
             pool: deps.pool,
             call_log: deps.call_log,
+            limiter: deps.limiter,
             tasks: TaskTracker::new(),
         })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Whether `model` can be called here (its key is set, or it is local and loaded).
+    pub fn is_available(&self, model: &str) -> bool {
+        self.router.is_available(model)
     }
 
     pub fn call_log(&self) -> &CallLog {
@@ -245,6 +298,7 @@ impl Pipeline {
         &self,
         ticket_id: Uuid,
         text: &str,
+        subjects: Subjects,
     ) -> Result<mpsc::Receiver<ChatEvent>, PipelineError> {
         self.validate_customer_text(text)?;
         let history = messages::recent(&self.pool, ticket_id, (self.chat.history_turns * 2) as i64).await?;
@@ -261,6 +315,7 @@ impl Pipeline {
         let mut request = ChatRequest::new(prompt);
         request.ticket_id = Some(ticket_id);
         request.persist = true;
+        request.subjects = Subjects { ticket: Some(ticket_id), ..subjects };
         self.run(request).await
     }
 
@@ -270,12 +325,30 @@ impl Pipeline {
         let Some(last) = request.messages.last().filter(|m| m.role == Role::User || m.role == Role::Tool) else {
             return Err(PipelineError::InvalidRequest("the conversation must end with a user message".into()));
         };
+        // limits and budgets, before any work
+        let prompt = limits::estimate_tokens(request.messages.iter().map(|m| m.content.as_str()));
+        let granted = self.limiter.admit(&request.subjects, prompt).await?;
         // 2–3. classify and route
+        let mut hints = RouteHints {
+            forced_tier: request.forced_tier,
+            only: request.router_candidates.clone(),
+            seed: request.request_id.as_u64_pair().1,
+            ..RouteHints::default()
+        };
         let (classification, decision) = match &request.model {
             ModelChoice::Auto => {
                 let query = last_user_text(&request.messages);
-                let c = self.classifier.classify(query);
-                let d = self.router.route(c.complexity, &self.health);
+                let (c, llm_call) = self.classifier.classify_with_llm(query, &self.providers).await;
+                if let Some(call) = llm_call {
+                    self.record_classify_call(&request, &call);
+                }
+                self.ticket_hints(&request, &mut hints).await?;
+                let d = self.router.decide(c.complexity, &hints, &self.health);
+                if d.candidates.is_empty() && request.router_candidates.is_some() {
+                    return Err(PipelineError::InvalidRequest(
+                        "none of the requested router_candidates can be called here".into(),
+                    ));
+                }
                 (Some(c), Some(d))
             }
             ModelChoice::Named(name) => {
@@ -287,6 +360,7 @@ impl Pipeline {
         };
         // 4. persist the customer's turn
         if request.persist
+            && last.role == Role::User
             && let Some(ticket_id) = request.ticket_id
         {
             let message = NewMessage {
@@ -296,6 +370,7 @@ impl Pipeline {
                 content: &last.content,
                 request_id: Some(request.request_id),
                 status: "ok",
+                tier: None,
             };
             messages::insert(&self.pool, &message).await?;
         }
@@ -306,6 +381,8 @@ impl Pipeline {
             request,
             classification,
             decision,
+            hints,
+            granted,
             started,
             ctx: GenerationContext {
                 catalog: self.catalog.clone(),
@@ -316,10 +393,82 @@ impl Pipeline {
                 resilience: self.resilience.clone(),
                 pool: self.pool.clone(),
                 call_log: self.call_log.clone(),
+                limiter: self.limiter.clone(),
             },
         };
         self.tasks.spawn(job.run(tx));
         Ok(rx)
+    }
+}
+
+impl Pipeline {
+    /// The classifying model's call is an LLM call like any other: one row.
+    fn record_classify_call(&self, request: &ChatRequest, call: &super::classify::llm::LlmCall) {
+        let usage = call.usage.unwrap_or_default();
+        let (complexity, confidence, reason) = match &call.result {
+            Ok(v) => (Some(v.complexity.to_string()), Some(v.confidence), Some(v.reason.clone())),
+            Err(_) => (None, None, None),
+        };
+        self.call_log.record(CallRecord {
+            id: Uuid::new_v4(),
+            request_id: request.request_id,
+            ticket_id: request.ticket_id,
+            api_key_id: request.api_key_id,
+            user_id: request.user_id.clone(),
+            kind: "classify",
+            classifier: Some(self.classifier.name().to_string()),
+            complexity,
+            confidence,
+            reason,
+            tier: None,
+            policy: None,
+            route: None,
+            model: call.model.name.clone(),
+            provider: call.model.provider.as_str().to_string(),
+            input_tokens: usage.input_tokens as i32,
+            output_tokens: usage.output_tokens as i32,
+            cached_tokens: usage.cached_tokens as i32,
+            tokens_estimated: usage.estimated,
+            cost_micros: call.model.price.cost_micros(&usage),
+            saved_micros: 0,
+            latency_ms: call.latency.as_millis() as i32,
+            ttft_ms: None,
+            cache_status: CacheStatus::None.to_string(),
+            attempt: 0,
+            status: if call.result.is_ok() { CallStatus::Ok } else { CallStatus::Error }.to_string(),
+            error: call.result.as_ref().err().cloned(),
+            experiment_id: None,
+            variant: None,
+            properties: serde_json::Value::Object(request.properties.clone()),
+            created_at: Utc::now(),
+        });
+        if call.result.is_ok() {
+            self.health.record_success(&call.model.name, call.latency);
+        }
+    }
+
+    /// The ticket's floor and the customer's escalation signals, for `auto`.
+    async fn ticket_hints(&self, request: &ChatRequest, hints: &mut RouteHints) -> Result<(), PipelineError> {
+        let routing = &self.router_config;
+        if routing.sticky_turns > 0
+            && let Some(ticket_id) = request.ticket_id
+        {
+            hints.ticket_floor = messages::recent_max_tier(&self.pool, ticket_id, routing.sticky_turns.into()).await?;
+        }
+        if routing.escalate_on_signals {
+            let users: Vec<&str> =
+                request.messages.iter().filter(|m| m.role == Role::User).map(|m| m.content.as_str()).collect();
+            if let Some((latest, earlier)) = users.split_last() {
+                let answered = request.messages.iter().any(|m| m.role == Role::Assistant);
+                hints.escalation = escalation::detect(earlier, latest, answered);
+            }
+            if hints.escalation == Some(Signal::WantsHuman)
+                && let Some(ticket_id) = request.ticket_id
+            {
+                tickets::escalate(&self.pool, ticket_id).await?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -338,6 +487,7 @@ struct GenerationContext {
     resilience: ResilienceConfig,
     pool: PgPool,
     call_log: CallLog,
+    limiter: Limiter,
 }
 
 /// Steps 5–6 for one request.
@@ -345,6 +495,8 @@ struct Generation {
     request: ChatRequest,
     classification: Option<Classification>,
     decision: Option<RouteDecision>,
+    hints: RouteHints,
+    granted: Granted,
     started: Instant,
     deadline: Instant,
     ctx: GenerationContext,
@@ -390,6 +542,7 @@ impl Generation {
                 request_id: self.request.request_id,
                 classification: self.classification.clone(),
                 tier: first_tier,
+                decision: self.decision.clone(),
                 model: pool.first().cloned().unwrap_or_default(),
             }))
             .await;
@@ -421,7 +574,7 @@ impl Generation {
             match up {
                 Some(next) if Instant::now() < self.deadline => {
                     tier = Some(next);
-                    pool = self.ctx.router.route_tier(next, &self.ctx.health).candidates;
+                    pool = self.ctx.router.route_tier(next, &self.hints, &self.ctx.health).candidates;
                 }
                 _ => break,
             }
@@ -456,7 +609,7 @@ impl Generation {
             retry += 1;
             *attempt_no += 1;
             let attempt_started = Instant::now();
-            let attempt = self.attempt(model, tx, attempt_started).await;
+            let attempt = self.attempt(model, tier, tx, attempt_started).await;
             let latency = attempt_started.elapsed();
 
             let Some(error) = attempt.error.clone().filter(|_| !attempt.output_sent) else {
@@ -506,7 +659,13 @@ impl Generation {
         }
     }
 
-    async fn attempt(&self, model: &ModelEntry, tx: &mpsc::Sender<ChatEvent>, started: Instant) -> Attempt {
+    async fn attempt(
+        &self,
+        model: &ModelEntry,
+        tier: Option<Tier>,
+        tx: &mpsc::Sender<ChatEvent>,
+        started: Instant,
+    ) -> Attempt {
         let r = &self.ctx.resilience;
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let limits = AttemptLimits {
@@ -529,7 +688,8 @@ impl Generation {
                 // The local model queues: its wait counts against the
                 // deadline, not the first-byte limit meant for networks.
                 let first_wait = if model.provider == ProviderKind::Local { remaining } else { limits.first_byte };
-                stream_attempt(events, tx, started, first_wait, limits.idle).await
+                let answering = ChatEvent::Answering { model: model.name.clone(), tier };
+                stream_attempt(events, tx, answering, started, first_wait, limits.idle).await
             }
         }
     }
@@ -558,7 +718,11 @@ impl Generation {
             CallStatus::Cancelled => self.ctx.health.release_probe(&model.name),
         }
         let (usage, cost_micros) = self.record(model, tier, attempt_no, &attempt, latency, status);
-        let message_id = self.persist_answer(&attempt.text, status).await;
+        if !self.granted.token_buckets.is_empty() {
+            let (limiter, granted) = (self.ctx.limiter.clone(), self.granted.clone());
+            tokio::spawn(async move { limiter.settle(&granted, usage.input_tokens, usage.output_tokens).await });
+        }
+        let message_id = self.persist_answer(&attempt.text, status, tier).await;
         let event = match &attempt.error {
             Some(e) => ChatEvent::Failed {
                 message: format!("The answer was interrupted: {e}"),
@@ -612,6 +776,7 @@ impl Generation {
             reason: c.map(|c| c.reason.clone()),
             tier: tier.map(|t| t.to_string()),
             policy: self.decision.as_ref().map(|d| d.policy.as_str().to_string()),
+            route: self.decision.as_ref().map(RouteDecision::explain),
             model: model.name.clone(),
             provider: model.provider.as_str().to_string(),
             input_tokens: usage.input_tokens as i32,
@@ -642,7 +807,7 @@ impl Generation {
         Usage { input_tokens: input, output_tokens: self.ctx.tokens.count(answer), cached_tokens: 0, estimated: true }
     }
 
-    async fn persist_answer(&self, text: &str, status: CallStatus) -> Option<Uuid> {
+    async fn persist_answer(&self, text: &str, status: CallStatus, tier: Option<Tier>) -> Option<Uuid> {
         let ticket_id = self.request.ticket_id.filter(|_| self.request.persist)?;
         if text.is_empty() {
             return None;
@@ -655,6 +820,7 @@ impl Generation {
             content: text,
             request_id: Some(self.request.request_id),
             status: status.as_str(),
+            tier: tier.map(Tier::as_str),
         };
         match messages::insert(&self.ctx.pool, &message).await {
             Ok(_) => Some(id),
@@ -669,6 +835,7 @@ impl Generation {
 async fn stream_attempt(
     mut events: EventReceiver,
     tx: &mpsc::Sender<ChatEvent>,
+    answering: ChatEvent,
     started: Instant,
     first_wait: Duration,
     idle: Duration,
@@ -708,6 +875,10 @@ async fn stream_attempt(
         if let Some(event) = forward {
             if attempt.ttft_ms.is_none() {
                 attempt.ttft_ms = Some(started.elapsed().as_millis() as u32);
+                if tx.send(answering.clone()).await.is_err() {
+                    attempt.cancelled = true;
+                    break;
+                }
             }
             attempt.output_sent = true;
             if tx.send(event).await.is_err() {

@@ -1,6 +1,8 @@
-//! The axum application: Leptos pages and server functions, plus the plain
-//! HTTP routes (`/healthz`). `build_app` is apart from serving so tests can
-//! drive it with `oneshot` and no port.
+//! The axum application: Leptos pages and server functions, the
+//! OpenAI-compatible API (`/v1`), and `/healthz`. `build_app` is apart from
+//! serving so tests can drive it with `oneshot` and no port.
+
+pub mod openai;
 
 use axum::Router;
 use axum::body::Body;
@@ -32,10 +34,9 @@ pub fn build_app(state: AppState) -> Router {
         .with_secure(false)
         .with_expiry(Expiry::OnInactivity(time::Duration::days(30)));
 
-    Router::new()
-        .route("/healthz", get(healthz))
-        // leptos_axum provides the router state (`AppState`) as context to
-        // every page and server function; nothing more to add here.
+    // leptos_axum provides the router state (`AppState`) as context to
+    // every page and server function; nothing more to add here.
+    let pages = Router::new()
         .leptos_routes(&state, routes, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
@@ -43,8 +44,9 @@ pub fn build_app(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::map_response(server_fn_error_status))
         .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY))
-        .layer(sessions)
-        .with_state(state)
+        .layer(sessions);
+    // `/v1` has its own body limit and OpenAI-shaped errors, and no cookies.
+    Router::new().route("/healthz", get(healthz)).merge(openai::routes()).merge(pages).with_state(state)
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -19,6 +19,8 @@ pub struct CallRecord {
     pub reason: Option<String>,
     pub tier: Option<String>,
     pub policy: Option<String>,
+    /// The routing explanation (tier changes and why).
+    pub route: Option<String>,
     pub model: String,
     pub provider: String,
     pub input_tokens: i32,
@@ -47,10 +49,10 @@ pub async fn insert_many(db: impl PgExecutor<'_>, rows: &[CallRecord]) -> Result
         return Ok(0);
     }
     let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
-        "INSERT INTO llm_calls (id, request_id, ticket_id, api_key_id, user_id, kind, classifier, complexity,
+        "WITH ins AS (INSERT INTO llm_calls (id, request_id, ticket_id, api_key_id, user_id, kind, classifier, complexity,
          confidence, reason, tier, policy, model, provider, input_tokens, output_tokens, cached_tokens,
          tokens_estimated, cost_micros, saved_micros, latency_ms, ttft_ms, cache_status, attempt, status, error,
-         experiment_id, variant, properties, created_at) ",
+         experiment_id, variant, properties, created_at, route) ",
     );
     q.push_values(rows, |mut b, r| {
         b.push_bind(r.id)
@@ -82,10 +84,34 @@ pub async fn insert_many(db: impl PgExecutor<'_>, rows: &[CallRecord]) -> Result
             .push_bind(r.experiment_id)
             .push_bind(&r.variant)
             .push_bind(&r.properties)
-            .push_bind(r.created_at);
+            .push_bind(r.created_at)
+            .push_bind(&r.route);
     });
-    q.push(" ON CONFLICT (id) DO NOTHING");
-    Ok(q.build().execute(db).await?.rows_affected())
+    // Spend counters move with the rows actually inserted, in the same
+    // statement: a retried batch neither loses nor double-counts spend.
+    q.push(
+        " ON CONFLICT (id) DO NOTHING RETURNING api_key_id, user_id, cost_micros, created_at),
+        spend AS (
+            SELECT 'key:' || api_key_id::text AS scope, cost_micros, created_at FROM ins
+            WHERE api_key_id IS NOT NULL AND cost_micros > 0
+            UNION ALL
+            SELECT 'user:' || user_id, cost_micros, created_at FROM ins
+            WHERE user_id IS NOT NULL AND cost_micros > 0),
+        counted AS (
+            INSERT INTO spend_counters (scope, period, period_start, spent_micros)
+            SELECT scope, p.period,
+                CASE p.period WHEN 'day' THEN (created_at AT TIME ZONE 'UTC')::date
+                    ELSE date_trunc('month', created_at AT TIME ZONE 'UTC')::date END,
+                sum(cost_micros)::BIGINT
+            FROM spend CROSS JOIN (VALUES ('day'), ('month')) AS p(period)
+            GROUP BY 1, 2, 3
+            ON CONFLICT (scope, period, period_start)
+            DO UPDATE SET spent_micros = spend_counters.spent_micros + EXCLUDED.spent_micros
+            RETURNING 1)
+        SELECT count(*) FROM ins",
+    );
+    let inserted: i64 = q.build_query_scalar().fetch_one(db).await?;
+    Ok(inserted as u64)
 }
 
 /// A row as the admin list shows it.
@@ -99,6 +125,7 @@ pub struct CallRow {
     pub complexity: Option<String>,
     pub confidence: Option<f32>,
     pub tier: Option<String>,
+    pub route: Option<String>,
     pub model: String,
     pub provider: String,
     pub input_tokens: i32,
@@ -114,7 +141,8 @@ pub struct CallRow {
 }
 
 /// The columns of a `CallRow`.
-const ROW_COLUMNS: &str = "id, request_id, ticket_id, kind, classifier, complexity, confidence, tier, model, provider,
+const ROW_COLUMNS: &str =
+    "id, request_id, ticket_id, kind, classifier, complexity, confidence, tier, route, model, provider,
     input_tokens, output_tokens, cost_micros, latency_ms, ttft_ms, cache_status, attempt, status, error, created_at";
 
 pub async fn newest(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<CallRow>, sqlx::Error> {

@@ -21,12 +21,14 @@ pub struct NewMessage<'a> {
     pub content: &'a str,
     pub request_id: Option<Uuid>,
     pub status: &'a str,
+    /// For answers: the tier of the model that wrote it.
+    pub tier: Option<&'a str>,
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, m: &NewMessage<'_>) -> Result<DateTime<Utc>, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO messages (id, ticket_id, role, content, request_id, status)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at",
+        "INSERT INTO messages (id, ticket_id, role, content, request_id, status, tier)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at",
     )
     .bind(m.id)
     .bind(m.ticket_id)
@@ -34,6 +36,7 @@ pub async fn insert(db: impl PgExecutor<'_>, m: &NewMessage<'_>) -> Result<DateT
     .bind(m.content)
     .bind(m.request_id)
     .bind(m.status)
+    .bind(m.tier)
     .fetch_one(db)
     .await
 }
@@ -62,4 +65,21 @@ pub async fn recent(db: impl PgExecutor<'_>, ticket_id: Uuid, limit: i64) -> Res
     .bind(limit)
     .fetch_all(db)
     .await
+}
+
+/// The highest tier among the ticket's last `turns` answers.
+pub async fn recent_max_tier(
+    db: impl PgExecutor<'_>,
+    ticket_id: Uuid,
+    turns: i64,
+) -> Result<Option<crate::domain::Tier>, sqlx::Error> {
+    let tiers: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT tier FROM messages WHERE ticket_id = $1 AND role = 'assistant'
+         ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind(ticket_id)
+    .bind(turns)
+    .fetch_all(db)
+    .await?;
+    Ok(tiers.into_iter().flatten().filter_map(|t| t.parse().ok()).max())
 }

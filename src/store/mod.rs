@@ -2,6 +2,8 @@
 //! so callers choose a pool or a transaction. Nothing here knows about the
 //! engine or the web layers.
 
+pub mod api_keys;
+pub mod limits;
 pub mod llm_calls;
 pub mod messages;
 pub mod sessions;

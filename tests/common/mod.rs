@@ -75,13 +75,23 @@ pub fn token_counter() -> Arc<TokenCounter> {
 }
 
 pub fn engine_with(pool: &PgPool, config: Config, providers: Providers) -> TestEngine {
+    engine_with_classifier(pool, config, providers, Classifier::Heuristic)
+}
+
+pub fn engine_with_classifier(
+    pool: &PgPool,
+    config: Config,
+    providers: Providers,
+    classifier: Classifier,
+) -> TestEngine {
     let (call_log, _worker) = CallLog::start(pool.clone());
     let deps = Dependencies {
-        classifier: Classifier::Heuristic,
+        classifier,
         providers,
         pool: pool.clone(),
         call_log: call_log.clone(),
         tokens: token_counter(),
+        limiter: triage::engine::limits::Limiter::new(config.limits.clone(), pool.clone()),
     };
     let pipeline = Pipeline::new(&config, deps);
     TestEngine { pipeline, call_log, config }
@@ -93,6 +103,7 @@ pub fn app_state(pool: &PgPool, engine: &TestEngine) -> AppState {
         config: Arc::new(engine.config.clone()),
         pool: pool.clone(),
         pipeline: engine.pipeline.clone(),
+        keys: Default::default(),
     }
 }
 

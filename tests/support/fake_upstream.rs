@@ -36,6 +36,11 @@ pub enum Behavior {
     InvalidJson,
     /// A 200 event stream that is not SSE at all.
     Garbage,
+    /// A streamed tool call (OpenAI shape), arguments in two pieces.
+    ToolCall {
+        name: String,
+        arguments: String,
+    },
 }
 
 impl Behavior {
@@ -152,6 +157,21 @@ async fn handle(State(fake): State<FakeUpstream>, uri: axum::http::Uri, headers:
         Behavior::MalformedSse => sse(vec!["data: {\"choices\": [oops\n\n".into()]),
         Behavior::InvalidJson => ([(header::CONTENT_TYPE, "application/json")], "{\"choices\": [").into_response(),
         Behavior::Garbage => sse(vec!["<html>502 Bad Gateway</html>\n".into()]),
+        Behavior::ToolCall { name, arguments } => {
+            let (a, b) = arguments.split_at(arguments.len() / 2);
+            let delta = |d: Value| format!("data: {}\n\n", json!({"choices": [{"index": 0, "delta": d}]}));
+            sse(vec![
+                delta(json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                    "function": {"name": name, "arguments": a}}]})),
+                delta(json!({"tool_calls": [{"index": 0, "function": {"arguments": b}}]})),
+                format!("data: {}\n\n", json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})),
+                format!(
+                    "data: {}\n\n",
+                    json!({"choices": [], "usage": {"prompt_tokens": 90, "completion_tokens": 25}})
+                ),
+                "data: [DONE]\n\n".into(),
+            ])
+        }
     }
 }
 

@@ -30,6 +30,20 @@ pub struct Artifact {
     pub threshold: f32,
     pub examples: usize,
     pub trained_at: chrono::DateTime<chrono::Utc>,
+    /// Added to the log-probabilities before the argmax; set by
+    /// `triage calibrate` to trade premium share against cost.
+    #[serde(default)]
+    pub bias: [f32; 3],
+    /// Per-token weights for the static mean (inverse document frequency
+    /// over the training set); empty = plain mean.
+    #[serde(default)]
+    pub token_weights: Vec<f32>,
+}
+
+/// The class with the highest biased log-probability.
+pub fn decide(p: &[f32; 3], bias: &[f32; 3]) -> usize {
+    let score = |k: usize| p[k].max(1e-9).ln() + bias[k];
+    (0..3).max_by(|&a, &b| score(a).total_cmp(&score(b))).unwrap_or(0)
 }
 
 pub struct EmbeddingClassifier {
@@ -87,6 +101,23 @@ impl EmbeddingClassifier {
         *self.artifact.write().expect("artifact lock") = artifact;
     }
 
+    /// The calibrated probabilities the decision is made from (from the
+    /// fast path when it is sure, else the full model), or `None` when the
+    /// text has no words.
+    pub fn probabilities(&self, query: &str) -> Result<Option<[f32; 3]>, EmbedError> {
+        let (text, _) = strip_routing_injections(query);
+        if !text.chars().any(char::is_alphanumeric) {
+            return Ok(None);
+        }
+        let ids = self.minilm.token_ids(&text)?;
+        let artifact = self.artifact.read().expect("artifact lock");
+        let p = artifact.fast.probabilities(&input(&self.table.embed_weighted(&ids, &artifact.token_weights), &text));
+        if p[argmax(&p)] >= artifact.threshold {
+            return Ok(Some(p));
+        }
+        Ok(Some(artifact.full.probabilities(&input(&self.minilm.embed_ids(ids, FULL_MAX_TOKENS)?, &text))))
+    }
+
     pub fn classify(&self, query: &str) -> Verdict {
         let (text, injected) = strip_routing_injections(query);
         let suffix = if injected { "; routing instructions ignored" } else { "" };
@@ -102,9 +133,9 @@ impl EmbeddingClassifier {
             Err(e) => return fallback(e, suffix),
         };
         let artifact = self.artifact.read().expect("artifact lock");
-        let p = artifact.fast.probabilities(&input(&self.table.embed(&ids), &text));
-        let k = argmax(&p);
-        if p[k] >= artifact.threshold {
+        let p = artifact.fast.probabilities(&input(&self.table.embed_weighted(&ids, &artifact.token_weights), &text));
+        if p[argmax(&p)] >= artifact.threshold {
+            let k = decide(&p, &artifact.bias);
             return Verdict {
                 complexity: class_of(k),
                 confidence: p[k],
@@ -116,7 +147,7 @@ impl EmbeddingClassifier {
             Err(e) => return fallback(e, suffix),
         };
         let q = artifact.full.probabilities(&input(&full, &text));
-        let k = argmax(&q);
+        let k = decide(&q, &artifact.bias);
         Verdict {
             complexity: class_of(k),
             confidence: q[k],

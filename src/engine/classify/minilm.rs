@@ -142,17 +142,25 @@ impl StaticTable {
     /// Mean of the tokens' vectors, `[CLS]`/`[SEP]` included (as distilled),
     /// L2-normalised.
     pub fn embed(&self, ids: &[u32]) -> Vec<f32> {
+        self.embed_weighted(ids, &[])
+    }
+
+    /// The mean weighted per token id (`weights[id]`, 1 where missing):
+    /// with inverse document frequencies, words that carry meaning count
+    /// more than "the" and "my".
+    pub fn embed_weighted(&self, ids: &[u32], weights: &[f32]) -> Vec<f32> {
         let mut sum = vec![0f32; DIM];
-        let mut n = 0usize;
+        let mut n = 0f32;
         for &id in ids {
             let start = id as usize * DIM;
             if let Some(row) = self.vectors.get(start..start + DIM) {
-                sum.iter_mut().zip(row).for_each(|(s, x)| *s += x);
-                n += 1;
+                let w = weights.get(id as usize).copied().unwrap_or(1.0);
+                sum.iter_mut().zip(row).for_each(|(s, x)| *s += w * x);
+                n += w;
             }
         }
-        if n > 0 {
-            sum.iter_mut().for_each(|s| *s /= n as f32);
+        if n > 0.0 {
+            sum.iter_mut().for_each(|s| *s /= n);
         }
         normalize(sum)
     }

@@ -2,11 +2,13 @@
 //! a confidence in [0, 1], a short human-readable reason and its own latency,
 //! so every routing decision can be explained afterwards.
 
+pub mod calibrate;
 pub mod embedding;
 pub mod eval;
 pub mod features;
 pub mod head;
 pub mod heuristic;
+pub mod llm;
 pub mod minilm;
 pub mod training;
 
@@ -37,6 +39,19 @@ pub enum Classifier {
     /// MiniLM embeddings and shape features read by a trained head
     /// (see `embedding`).
     Embedding(Arc<embedding::EmbeddingClassifier>),
+    /// A cheap model calling `classify_query`; `embedding` on any failure.
+    Llm(Arc<LlmSettings>),
+    /// `embedding` first; the `llm` only below `LlmSettings::cascade_below`.
+    Cascade(Arc<LlmSettings>),
+}
+
+/// The model-backed classifiers' settings, with their fallback.
+pub struct LlmSettings {
+    pub model: crate::engine::pricing::ModelEntry,
+    pub timeout: std::time::Duration,
+    pub cascade_below: f32,
+    /// `embedding` in production; what decides when the model cannot.
+    pub fallback: Classifier,
 }
 
 impl Classifier {
@@ -44,6 +59,8 @@ impl Classifier {
         match self {
             Classifier::Heuristic => ClassifierKind::Heuristic,
             Classifier::Embedding(_) => ClassifierKind::Embedding,
+            Classifier::Llm(_) => ClassifierKind::Llm,
+            Classifier::Cascade(_) => ClassifierKind::Cascade,
         }
     }
 
@@ -51,15 +68,28 @@ impl Classifier {
         match self {
             Classifier::Heuristic => "heuristic",
             Classifier::Embedding(_) => "embedding",
+            Classifier::Llm(_) => "llm",
+            Classifier::Cascade(_) => "cascade",
         }
     }
 
+    /// The in-process verdict: the model-backed classifiers answer with
+    /// their embedding fallback here (see `classify_with_llm`).
     pub fn classify(&self, query: &str) -> Classification {
         let started = Instant::now();
-        let verdict = match self {
+        let verdict = self.local_verdict(query);
+        self.finish(verdict, started)
+    }
+
+    fn local_verdict(&self, query: &str) -> Verdict {
+        match self {
             Classifier::Heuristic => heuristic::classify(query),
             Classifier::Embedding(e) => e.classify(query),
-        };
+            Classifier::Llm(s) | Classifier::Cascade(s) => s.fallback.local_verdict(query),
+        }
+    }
+
+    fn finish(&self, verdict: Verdict, started: Instant) -> Classification {
         Classification {
             complexity: verdict.complexity,
             confidence: verdict.confidence,
@@ -67,6 +97,38 @@ impl Classifier {
             classifier: self.name(),
             latency_us: started.elapsed().as_micros() as u64,
         }
+    }
+
+    /// The full verdict, asking the classifying model where this classifier
+    /// does; the model's call (success or not) comes back to be recorded.
+    pub async fn classify_with_llm(
+        &self,
+        query: &str,
+        providers: &crate::engine::providers::Providers,
+    ) -> (Classification, Option<llm::LlmCall>) {
+        let started = Instant::now();
+        let (settings, embedded) = match self {
+            Classifier::Llm(s) => (s, None),
+            Classifier::Cascade(s) => {
+                let v = s.fallback.local_verdict(query);
+                if v.confidence >= s.cascade_below {
+                    return (self.finish(v, started), None);
+                }
+                (s, Some(v))
+            }
+            _ => return (self.classify(query), None),
+        };
+        let (text, _) = heuristic::strip_routing_injections(query);
+        let call = llm::ask(providers, &settings.model, &text, settings.timeout).await;
+        let verdict = match &call.result {
+            Ok(v) => v.clone(),
+            Err(e) => {
+                let mut v = embedded.unwrap_or_else(|| settings.fallback.local_verdict(query));
+                v.reason = format!("{} (llm failed: {e})", v.reason);
+                v
+            }
+        };
+        (self.finish(verdict, started), Some(call))
     }
 }
 
@@ -93,11 +155,26 @@ pub enum ClassifyError {
 /// `training_data` first if it is missing (the first start).
 pub fn load(
     kind: ClassifierKind,
+    config: &crate::config::ClassifierConfig,
     models_dir: &std::path::Path,
-    training_data: &std::path::Path,
+    catalog: &crate::engine::pricing::Catalog,
 ) -> Result<Classifier, ClassifyError> {
+    let training_data = config.training_data.as_path();
     match kind {
         ClassifierKind::Heuristic => Ok(Classifier::Heuristic),
+        ClassifierKind::Llm | ClassifierKind::Cascade => {
+            let model = catalog.get(&config.llm_model).cloned().ok_or_else(|| {
+                ClassifyError::Artifact(config.llm_model.clone(), "classifier.llm_model is not in [models]".into())
+            })?;
+            let fallback = load(ClassifierKind::Embedding, config, models_dir, catalog)?;
+            let settings = Arc::new(LlmSettings {
+                model,
+                timeout: std::time::Duration::from_millis(config.llm_timeout_ms),
+                cascade_below: config.cascade_below,
+                fallback,
+            });
+            Ok(if kind == ClassifierKind::Llm { Classifier::Llm(settings) } else { Classifier::Cascade(settings) })
+        }
         ClassifierKind::Embedding => {
             let paths = embedding::Paths::new(models_dir);
             let (minilm, table) = embedding::EmbeddingClassifier::load_parts(&paths)?;

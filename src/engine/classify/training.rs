@@ -57,11 +57,20 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, examples: &[Example]) -> Resu
     if counts.iter().any(|&c| c < 5) {
         return Err(TrainError::TooFew(counts));
     }
-    let mut prepared = Vec::with_capacity(examples.len());
-    for (i, e) in examples.iter().enumerate() {
+    let mut tokenized = Vec::with_capacity(examples.len());
+    for e in examples {
         let (text, _) = strip_routing_injections(&e.query);
         let ids = minilm.token_ids(&text)?;
-        let fast = input(&table.embed(&ids), &text);
+        tokenized.push((text, ids));
+    }
+    let token_weights = if std::env::var_os("TRIAGE_NO_IDF").is_some() {
+        Vec::new()
+    } else {
+        inverse_document_frequency(tokenized.iter().map(|(_, ids)| ids.as_slice()))
+    };
+    let mut prepared = Vec::with_capacity(examples.len());
+    for (i, (e, (text, ids))) in examples.iter().zip(tokenized).enumerate() {
+        let fast = input(&table.embed_weighted(&ids, &token_weights), &text);
         let full = input(&minilm.embed_ids(ids, FULL_MAX_TOKENS)?, &text);
         // every fifth example (stable order) is held out for calibration
         prepared.push(Prepared { fast, full, label: class_index(e.label), holdout: i % 5 == 4 });
@@ -100,7 +109,32 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, examples: &[Example]) -> Resu
         threshold,
         examples: examples.len(),
         trained_at: chrono::Utc::now(),
+        bias: [0.0; 3],
+        token_weights,
     })
+}
+
+/// `ln((N + 1) / (df + 1)) + 1` per token id; ids never seen get the
+/// largest weight (rare words are the telling ones).
+pub fn inverse_document_frequency<'a>(docs: impl Iterator<Item = &'a [u32]>) -> Vec<f32> {
+    let mut df: Vec<u32> = Vec::new();
+    let mut n = 0u32;
+    for ids in docs {
+        n += 1;
+        let mut seen: Vec<u32> = ids.to_vec();
+        seen.sort_unstable();
+        seen.dedup();
+        for id in seen {
+            let i = id as usize;
+            if df.len() <= i {
+                df.resize(i + 1, 0);
+            }
+            df[i] += 1;
+        }
+    }
+    // the BERT vocabulary has 30,522 ids; cover them all
+    df.resize(df.len().max(30_522), 0);
+    df.iter().map(|&d| (((n + 1) as f32) / ((d + 1) as f32)).ln() + 1.0).collect()
 }
 
 /// The lowest threshold whose cascade scores within a point of the full

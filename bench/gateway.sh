@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Triage's added latency, throughput and CPU per request against a fast fake
+# upstream, measured side by side with calling that upstream directly, using
+# ../shared/bench/gateway_overhead.sh (nginx fake upstream + wrk).
+#
+#   bench/gateway.sh            concrete model and `auto`, non-streaming and streaming
+#   MODES="nostream" bench/gateway.sh
+#
+# Builds the release binary, starts Triage on 127.0.0.1:3300 with its own
+# database (triage_bench) and bench/triage.bench.toml, creates a key, runs
+# the harness, stops everything it started.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+harness="${GATEWAY_HARNESS:-$root/../shared/bench/gateway_overhead.sh}"
+[[ -x "$harness" ]] || { echo "bench: $harness not found (set GATEWAY_HARNESS)" >&2; exit 1; }
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || missing+=(nginx-light libnginx-mod-http-lua)
+if ((${#missing[@]})); then
+  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+pg_server="${TRIAGE_TEST_PG:-postgres://postgres@127.0.0.1:5432}"
+port=3300
+cd "$root"
+cargo build --release --features ssr --bin triage
+psql "$pg_server/postgres" -qc "DROP DATABASE IF EXISTS triage_bench WITH (FORCE)" >/dev/null
+export DATABASE_URL="$pg_server/triage_bench" TRIAGE_CONFIG="$root/bench/triage.bench.toml"
+TRIAGE_ADDR="127.0.0.1:$port" "$root/target/release/triage" >/tmp/triage-bench.log 2>&1 &
+server=$!
+trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null' EXIT
+for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.5; done
+key="$("$root/target/release/triage" keys create --name bench 2>/dev/null)"
+
+for mode in ${MODES:-nostream stream}; do
+  for model in bench/fake auto; do
+    echo
+    echo "=== Triage, model=$model, $mode"
+    stream=""; [[ $mode == stream ]] && stream=stream
+    GATEWAY_API_KEY="$key" GATEWAY_PIDS="$server" DIRECT_MODEL=bench-model \
+      "$harness" "http://127.0.0.1:$port/v1" "$model" $stream | grep -v '^[0-9]' || true
+  done
+done
+echo
+echo "rows written to llm_calls: $(psql "$DATABASE_URL" -Atqc 'SELECT count(*) FROM llm_calls')"

@@ -1,0 +1,138 @@
+//! Classifier latency on realistic support traffic, one query at a time,
+//! then throughput with several threads sharing one classifier.
+//!
+//!   cargo bench --features ssr --bench classifier [-- --classifier embedding]
+//!
+//! Traffic: the labeled queries of `../shared/eval/dev.jsonl` when present,
+//! else the shipped training set, with one in ten replaced by a long pasted
+//! log (2–12 KB), as support traffic has. Needs `scripts/fetch-models`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use triage::config::{ClassifierKind, Config};
+use triage::engine::classify::{self, Classifier};
+
+fn traffic(config: &Config) -> Vec<String> {
+    let dev = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/eval/dev.jsonl");
+    let path = if dev.exists() { dev } else { config.classifier.training_data.clone() };
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut queries: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["query"].as_str().map(str::to_string))
+        .collect();
+    eprintln!("traffic: {} queries from {}", queries.len(), path.display());
+    for (i, q) in queries.iter_mut().enumerate() {
+        if i % 10 == 9 {
+            *q = pasted_log(i);
+        }
+    }
+    queries
+}
+
+/// A stack trace with a question on top, as customers paste them.
+fn pasted_log(seed: usize) -> String {
+    let mut s = String::from("Our worker crashes every few hours since the upgrade, log below. What is wrong?\n\n");
+    let lines = 30 + (seed * 7) % 170;
+    for i in 0..lines {
+        s.push_str(&format!(
+            "2026-11-{:02}T10:{:02}:{:02}.{:03}Z ERROR [worker-{}] com.acme.billing.InvoiceJob: failed to \
+             reconcile batch {} (attempt {}): java.sql.SQLTransientConnectionException: HikariPool-1 - \
+             Connection is not available, request timed out after 30000ms.\n    at com.zaxxer.hikari.pool.\
+             HikariPool.createTimeoutException(HikariPool.java:696)\n",
+            1 + i % 28,
+            i % 60,
+            (i * 7) % 60,
+            (i * 37) % 1000,
+            i % 8,
+            1000 + seed + i,
+            1 + i % 3
+        ));
+    }
+    s
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let kind: ClassifierKind = std::env::args()
+        .skip_while(|a| a != "--classifier")
+        .nth(1)
+        .map(|k| k.parse().expect("classifier"))
+        .unwrap_or(ClassifierKind::Embedding);
+    let mut config = Config::default();
+    if let Some(dir) = std::env::var_os("TRIAGE_MODELS_DIR") {
+        config.models_dir = dir.into();
+    }
+    let catalog = triage::engine::pricing::Catalog::from_config(&config);
+    let classifier = classify::load(kind, &config.classifier, &config.models_dir, &catalog).expect("load classifier");
+    let queries = traffic(&config);
+
+    // warm-up: caches, allocator, lazy tables
+    for q in queries.iter().take(50) {
+        classifier.classify(q);
+    }
+    let mut latencies = Vec::with_capacity(queries.len() * 3);
+    let mut fast = 0usize;
+    let started = Instant::now();
+    for _ in 0..3 {
+        for q in &queries {
+            let c = classifier.classify(q);
+            latencies.push(c.latency_us);
+            fast += usize::from(!c.reason.starts_with("full model"));
+        }
+    }
+    let wall = started.elapsed();
+    latencies.sort_unstable();
+    let long: Vec<u64> = {
+        let mut v: Vec<u64> =
+            queries.iter().filter(|q| q.len() > 2000).map(|q| classifier.classify(q).latency_us).collect();
+        v.sort_unstable();
+        v
+    };
+    println!("classifier {} — {} queries × 3, one at a time", classifier.name(), queries.len());
+    println!(
+        "  latency µs: p50 {}  p90 {}  p99 {}  max {}  (mean {:.0})",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.9),
+        percentile(&latencies, 0.99),
+        latencies[latencies.len() - 1],
+        wall.as_micros() as f64 / latencies.len() as f64
+    );
+    println!(
+        "  long pasted logs ({}): p50 {} µs, max {} µs",
+        long.len(),
+        percentile(&long, 0.5),
+        long.last().copied().unwrap_or(0)
+    );
+    if matches!(classifier, Classifier::Embedding(_)) {
+        println!("  decided by the fast path: {:.1}%", 100.0 * fast as f64 / latencies.len() as f64);
+    }
+
+    let classifier = Arc::new(classifier);
+    let queries = Arc::new(queries);
+    for threads in [1usize, 2, 4] {
+        let started = Instant::now();
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (c, q) = (classifier.clone(), queries.clone());
+                std::thread::spawn(move || {
+                    let mut n = 0usize;
+                    for (i, query) in q.iter().enumerate() {
+                        if i % threads == t {
+                            c.classify(query);
+                            n += 1;
+                        }
+                    }
+                    n
+                })
+            })
+            .collect();
+        let n: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        let secs = started.elapsed().as_secs_f64();
+        println!("  throughput, {threads} thread(s): {:.0} queries/s", n as f64 / secs);
+    }
+}
