@@ -76,6 +76,7 @@ pub struct Config {
     pub chat: ChatConfig,
     pub api: ApiConfig,
     pub limits: LimitsConfig,
+    pub cache: CacheConfig,
     pub log: LogConfig,
 }
 
@@ -230,6 +231,27 @@ impl RoutingConfig {
     }
 }
 
+/// The response cache (see `engine::cache`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// Also cache requests that are not deterministic (temperature unset or
+    /// above 0): repeats then get the first answer.
+    pub include_nondeterministic: bool,
+    /// How long an answer stays, per tier of the model that wrote it.
+    pub ttl_budget_secs: u64,
+    pub ttl_balanced_secs: u64,
+    pub ttl_premium_secs: u64,
+    /// Entries kept in memory in front of Postgres.
+    pub memory_entries: usize,
+    /// The semantic cache: first turns whose question means the same.
+    /// Requests may switch it on or off (`X-Triage-Semantic-Cache`).
+    pub semantic: bool,
+    /// Cosine similarity (MiniLM) at or above which a question matches.
+    pub semantic_threshold: f32,
+}
+
 /// The OpenAI-compatible API's input limits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -367,6 +389,16 @@ impl Default for Config {
                 max_body_bytes: 1 << 20,
                 max_messages: 256,
                 max_message_chars: 100_000,
+            },
+            cache: CacheConfig {
+                enabled: true,
+                include_nondeterministic: false,
+                ttl_budget_secs: 7 * 86_400,
+                ttl_balanced_secs: 86_400,
+                ttl_premium_secs: 86_400,
+                memory_entries: 10_000,
+                semantic: false,
+                semantic_threshold: 0.92,
             },
             limits: LimitsConfig { enabled: true, ticket_rpm: Some(20), ip_rpm: Some(30), ..LimitsConfig::default() },
             log: LogConfig { format: LogFormat::Pretty, filter: "info,llama_cpp_2=warn,sqlx=warn".to_string() },
@@ -562,6 +594,9 @@ impl Config {
         }
         if c.llm_timeout_ms == 0 || !(0.0..=1.0).contains(&c.cascade_below) {
             return bad("classifier: llm_timeout_ms must be > 0 and cascade_below within 0..=1".into());
+        }
+        if !(0.0..=1.0).contains(&self.cache.semantic_threshold) {
+            return bad("cache.semantic_threshold must be within 0..=1".into());
         }
         if self.chat.max_message_chars == 0 {
             return bad("chat.max_message_chars must be > 0".into());

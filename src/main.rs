@@ -67,6 +67,22 @@ enum Command {
         #[arg(long)]
         write: bool,
     },
+    /// Semantic-cache accuracy on labeled pairs {"a","b","same"}: the hit
+    /// rate on same-meaning pairs and the false-hit rate on the others.
+    CacheEval {
+        #[arg(long)]
+        pairs: PathBuf,
+        /// Default: cache.semantic_threshold.
+        #[arg(long)]
+        threshold: Option<f32>,
+    },
+    /// Delete cached answers (all, or by model or API key id) on every instance.
+    CachePurge {
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        key: Option<uuid::Uuid>,
+    },
     /// Manage API keys for `/v1` (stored hashed; a new key is shown once).
     Keys {
         #[command(subcommand)]
@@ -139,6 +155,10 @@ async fn main() -> ExitCode {
         }
         Command::Train { data } => run_train(&config, data),
         Command::Keys { action } => run_keys(&config, action).await,
+        Command::CacheEval { pairs, threshold } => {
+            run_cache_eval(&config, &pairs, threshold.unwrap_or(config.cache.semantic_threshold))
+        }
+        Command::CachePurge { model, key } => run_cache_purge(&config, model, key).await,
         Command::Calibrate { data, recent, premium_share, budget_per_1k, write } => {
             run_calibrate(&config, CalibrateArgs { data, recent, premium_share, budget_per_1k, write }).await
         }
@@ -325,6 +345,77 @@ async fn run_keys(config: &Config, action: KeysAction) -> Result<(), String> {
             }
         }
     }
+    Ok(())
+}
+
+fn run_cache_eval(config: &Config, path: &std::path::Path, threshold: f32) -> Result<(), String> {
+    use triage::engine::cache::guards;
+    use triage::engine::classify::minilm::{MiniLm, cosine};
+    #[derive(serde::Deserialize)]
+    struct Pair {
+        a: String,
+        b: String,
+        same: bool,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let pairs: Vec<Pair> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1)))
+        .collect::<Result<_, _>>()?;
+    let minilm = MiniLm::load(&config.models_dir.join("all-MiniLM-L6-v2")).map_err(|e| e.to_string())?;
+    // (cosine, guards pass, same)
+    let mut scored = Vec::with_capacity(pairs.len());
+    for p in &pairs {
+        let (ea, eb) =
+            (minilm.embed(&p.a, 128).map_err(|e| e.to_string())?, minilm.embed(&p.b, 128).map_err(|e| e.to_string())?);
+        let pass = guards::conflict(&guards::signature(&p.a), &guards::signature(&p.b)).is_none();
+        scored.push((cosine(&ea, &eb), pass, p.same));
+    }
+    let same = scored.iter().filter(|s| s.2).count().max(1) as f64;
+    let different = scored.iter().filter(|s| !s.2).count().max(1) as f64;
+    let rates = |t: f32, guarded: bool| {
+        let hit = |s: &&(f32, bool, bool)| s.0 >= t && (s.1 || !guarded);
+        let hits = scored.iter().filter(|s| s.2).filter(hit).count() as f64 / same;
+        let false_hits = scored.iter().filter(|s| !s.2).filter(hit).count() as f64 / different;
+        (hits, false_hits)
+    };
+    println!("semantic cache on {} ({} same-meaning pairs, {} different)", path.display(), same, different);
+    let (h, f) = rates(threshold, true);
+    println!(
+        "at threshold {threshold:.2} with guards: hit rate {:.1}% on same pairs, false-hit rate {:.1}% on different pairs",
+        h * 100.0,
+        f * 100.0
+    );
+    let (h, f) = rates(threshold, false);
+    println!(
+        "at threshold {threshold:.2} without guards: hit rate {:.1}%, false-hit rate {:.1}%",
+        h * 100.0,
+        f * 100.0
+    );
+    println!("threshold  hit%(guards)  false%(guards)  hit%(cosine only)  false%(cosine only)");
+    for step in 0..=9 {
+        let t = 0.80 + step as f32 * 0.02;
+        let (h, f) = rates(t, true);
+        let (h0, f0) = rates(t, false);
+        println!(
+            "  {t:.2}      {:>6.1}        {:>6.1}          {:>6.1}             {:>6.1}",
+            h * 100.0,
+            f * 100.0,
+            h0 * 100.0,
+            f0 * 100.0
+        );
+    }
+    Ok(())
+}
+
+async fn run_cache_purge(config: &Config, model: Option<String>, key: Option<uuid::Uuid>) -> Result<(), String> {
+    let pool = triage::store::connect_and_migrate(config.database_url.expose(), 2).await.map_err(|e| e.to_string())?;
+    let cache = triage::engine::cache::Cache::new(config.cache.clone(), pool, None);
+    let scope = key.map(|k| format!("key:{k}"));
+    let n = cache.purge(model.as_deref(), scope.as_deref()).await.map_err(|e| e.to_string())?;
+    println!("purged {n} cached answers");
     Ok(())
 }
 

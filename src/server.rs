@@ -86,9 +86,28 @@ pub async fn build_engine(config: &Config) -> Result<Engine, StartError> {
             .map_err(|e| StartError::Leptos(e.to_string()))??
     };
     tracing::info!(classifier = classifier.name(), "classifier ready");
+    // the semantic cache embeds questions with MiniLM (loaded only if used)
+    let embedder = if config.cache.enabled && config.cache.semantic {
+        let dir = config.models_dir.join("all-MiniLM-L6-v2");
+        let minilm = tokio::task::spawn_blocking(move || crate::engine::classify::minilm::MiniLm::load(&dir))
+            .await
+            .map_err(|e| StartError::Leptos(e.to_string()))?;
+        match minilm {
+            Ok(m) => Some(Arc::new(m)),
+            Err(e) => {
+                tracing::warn!(error = %e, "semantic cache off: MiniLM could not be loaded");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let (call_log, call_log_worker) = CallLog::start(pool.clone());
     let limiter = crate::engine::limits::Limiter::new(config.limits.clone(), pool.clone());
-    let deps = Dependencies { classifier, providers, pool: pool.clone(), call_log: call_log.clone(), tokens, limiter };
+    let cache = Arc::new(crate::engine::cache::Cache::new(config.cache.clone(), pool.clone(), embedder));
+    cache.listen_for_purges();
+    let deps =
+        Dependencies { classifier, providers, pool: pool.clone(), call_log: call_log.clone(), tokens, limiter, cache };
     let pipeline = Pipeline::new(config, deps);
     Ok(Engine { pool, pipeline, call_log, call_log_worker })
 }

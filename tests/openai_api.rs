@@ -132,7 +132,7 @@ async fn a_concrete_model_answers_in_openai_shape_with_triage_headers(pool: PgPo
     // 30 × 2.5 + 5 × 10 micro-dollars per token… per million: 75 + 50 = 125 µ$ / 1e6 × 1e6
     assert_eq!(header(&head, "x-triage-model"), Some("fake/mid"));
     assert_eq!(header(&head, "x-triage-cost-micros"), Some("125"));
-    assert_eq!(header(&head, "x-triage-cache"), Some("none"));
+    assert_eq!(header(&head, "x-triage-cache"), Some("BYPASS"), "temperature unset: not cached");
     let request_id = header(&head, "x-triage-request-id").unwrap().to_string();
     assert!(header(&head, "x-triage-complexity").is_none(), "a named model is not classified");
 

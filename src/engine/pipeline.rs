@@ -1,20 +1,25 @@
 //! One chat request, start to finish. The order, assembled in `Pipeline::run`:
 //!
 //! 1. **validate** the conversation (non-empty, ends with a user turn);
-//! 2. **classify** the last user message (`model: auto`), or take the named model;
-//! 3. **route**: complexity → tier → candidate models, ordered by the tier's
-//!    policy and health, ending with the tier's last resorts;
-//! 4. **persist** the customer's message in its ticket, before any model runs,
+//! 2. **limits**: rate limits and budgets, before any work;
+//! 3. **cache**: an exact (or, opted in, semantic) hit is replayed as a
+//!    stream and recorded as a `hit` row; nothing below runs;
+//! 4. **classify** the last user message (`model: auto`), or take the named model;
+//! 5. **route**: complexity → tier (ticket floor, escalation, forced tier) →
+//!    candidate models, ordered by the tier's policy and health, ending with
+//!    the tier's last resorts;
+//! 6. **persist** the customer's message in its ticket, before any model runs,
 //!    so nothing the customer typed is lost if generation fails;
-//! 5. **generate**: for each candidate whose circuit admits it, attempt and,
+//! 7. **generate**: for each candidate whose circuit admits it, attempt and,
 //!    on a failure before the first token, retry with exponential backoff and
 //!    full jitter (honouring `Retry-After`) or fall back to the next candidate,
 //!    then optionally to the tier above, all within one deadline. Once a token
 //!    has gone out there is no retry: a broken stream ends with an error event;
-//! 6. **record** one `llm_calls` row per attempt through the call log, and the
-//!    answer as a ticket message, even when the caller has gone away.
+//! 8. **record** one `llm_calls` row per attempt through the call log, the
+//!    answer as a ticket message, and a good answer in the cache, even when
+//!    the caller has gone away.
 //!
-//! Steps 5–6 run in their own task: a client that disconnects stops the
+//! Steps 7–8 run in their own task: a client that disconnects stops the
 //! model early but never loses the record of what was spent.
 
 use std::collections::HashSet;
@@ -27,6 +32,7 @@ use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use super::cache::{Cache, CacheControl, Entry, HitKind, Lookup, Probe};
 use super::call_log::CallLog;
 use super::classify::{Classification, Classifier};
 use super::escalation::{self, Signal};
@@ -97,6 +103,10 @@ pub struct ChatRequest {
     pub router_candidates: Option<Vec<String>>,
     /// Who the request counts against for rate limits and budgets.
     pub subjects: Subjects,
+    pub cache: CacheControl,
+    /// Whose cache entries this request may see: set for the widget;
+    /// otherwise the API key, or `anonymous`.
+    pub cache_scope: Option<String>,
 }
 
 impl ChatRequest {
@@ -120,6 +130,8 @@ impl ChatRequest {
             forced_tier: None,
             router_candidates: None,
             subjects: Subjects::default(),
+            cache: CacheControl::default(),
+            cache_scope: None,
         }
     }
 }
@@ -132,6 +144,8 @@ pub struct Routed {
     pub tier: Option<Tier>,
     /// The full routing decision (`model: auto`).
     pub decision: Option<RouteDecision>,
+    /// What the cache did: `hit` replays a stored answer.
+    pub cache: CacheStatus,
     /// The candidate that will be tried first.
     pub model: String,
 }
@@ -196,6 +210,7 @@ pub struct Dependencies {
     pub call_log: CallLog,
     pub tokens: Arc<TokenCounter>,
     pub limiter: Limiter,
+    pub cache: Arc<Cache>,
 }
 
 pub struct Pipeline {
@@ -211,6 +226,7 @@ pub struct Pipeline {
     pool: PgPool,
     call_log: CallLog,
     limiter: Limiter,
+    cache: Arc<Cache>,
     /// Generations in flight, so shutdown can let them finish.
     tasks: TaskTracker,
 }
@@ -242,12 +258,17 @@ impl Pipeline {
             pool: deps.pool,
             call_log: deps.call_log,
             limiter: deps.limiter,
+            cache: deps.cache,
             tasks: TaskTracker::new(),
         })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    pub fn cache(&self) -> &Arc<Cache> {
+        &self.cache
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -316,6 +337,7 @@ impl Pipeline {
         request.ticket_id = Some(ticket_id);
         request.persist = true;
         request.subjects = Subjects { ticket: Some(ticket_id), ..subjects };
+        request.cache_scope = Some("widget".into());
         self.run(request).await
     }
 
@@ -325,10 +347,18 @@ impl Pipeline {
         let Some(last) = request.messages.last().filter(|m| m.role == Role::User || m.role == Role::Tool) else {
             return Err(PipelineError::InvalidRequest("the conversation must end with a user message".into()));
         };
-        // limits and budgets, before any work
+        // 2. limits and budgets, before any work
         let prompt = limits::estimate_tokens(request.messages.iter().map(|m| m.content.as_str()));
         let granted = self.limiter.admit(&request.subjects, prompt).await?;
-        // 2–3. classify and route
+        // 3. cache
+        let lookup = self.cache.lookup(&cache_probe(&request)).await?;
+        let (cache_status, cache_miss) = match lookup {
+            Lookup::Hit(entry, kind) => return self.replay(request, entry, kind, started).await,
+            Lookup::Miss { key, embedding, system_hash } => (CacheStatus::Miss, Some((key, embedding, system_hash))),
+            Lookup::Bypass(_) if self.cache.config().enabled => (CacheStatus::Bypass, None),
+            Lookup::Bypass(_) => (CacheStatus::None, None),
+        };
+        // 4–5. classify and route
         let mut hints = RouteHints {
             forced_tier: request.forced_tier,
             only: request.router_candidates.clone(),
@@ -358,7 +388,7 @@ impl Pipeline {
                 (None, None)
             }
         };
-        // 4. persist the customer's turn
+        // 6. persist the customer's turn
         if request.persist
             && last.role == Role::User
             && let Some(ticket_id) = request.ticket_id
@@ -374,7 +404,7 @@ impl Pipeline {
             };
             messages::insert(&self.pool, &message).await?;
         }
-        // 5–6. generate and record, in a task of its own
+        // 7–8. generate and record, in a task of its own
         let (tx, rx) = mpsc::channel(64);
         let job = Generation {
             deadline: started + Duration::from_millis(self.resilience.deadline_ms),
@@ -383,6 +413,8 @@ impl Pipeline {
             decision,
             hints,
             granted,
+            cache_status,
+            cache_miss,
             started,
             ctx: GenerationContext {
                 catalog: self.catalog.clone(),
@@ -394,6 +426,7 @@ impl Pipeline {
                 pool: self.pool.clone(),
                 call_log: self.call_log.clone(),
                 limiter: self.limiter.clone(),
+                cache: self.cache.clone(),
             },
         };
         self.tasks.spawn(job.run(tx));
@@ -447,6 +480,123 @@ impl Pipeline {
         }
     }
 
+    /// Serves a cached answer: streamed in pieces like a live one, stored in
+    /// the ticket, and recorded as one `hit` row with the cost it saved.
+    async fn replay(
+        &self,
+        request: ChatRequest,
+        entry: Arc<Entry>,
+        kind: HitKind,
+        started: Instant,
+    ) -> Result<mpsc::Receiver<ChatEvent>, PipelineError> {
+        let ticket = request.ticket_id.filter(|_| request.persist);
+        if let Some(ticket_id) = ticket
+            && let Some(last) = request.messages.last().filter(|m| m.role == Role::User)
+        {
+            let message = NewMessage {
+                id: Uuid::new_v4(),
+                ticket_id,
+                role: "user",
+                content: &last.content,
+                request_id: Some(request.request_id),
+                status: "ok",
+                tier: None,
+            };
+            messages::insert(&self.pool, &message).await?;
+        }
+        self.cache.count_hit(&entry.key);
+        let reason = match kind {
+            HitKind::Exact => "cache hit (exact)".to_string(),
+            HitKind::Semantic { cosine } => format!("cache hit (semantic, cosine {cosine:.3})"),
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let (pool, call_log) = (self.pool.clone(), self.call_log.clone());
+        self.tasks.spawn(async move {
+            let routed = Routed {
+                request_id: request.request_id,
+                classification: None,
+                tier: entry.tier,
+                decision: None,
+                cache: CacheStatus::Hit,
+                model: entry.model.clone(),
+            };
+            let _ = tx.send(ChatEvent::Routed(routed)).await;
+            let _ = tx.send(ChatEvent::Answering { model: entry.model.clone(), tier: entry.tier }).await;
+            let ttft_ms = started.elapsed().as_millis() as u32;
+            for piece in super::cache::replay_chunks(&entry.answer) {
+                if tx.send(ChatEvent::Delta(piece)).await.is_err() {
+                    break;
+                }
+            }
+            let latency_ms = started.elapsed().as_millis() as u32;
+            call_log.record(CallRecord {
+                id: Uuid::new_v4(),
+                request_id: request.request_id,
+                ticket_id: request.ticket_id,
+                api_key_id: request.api_key_id,
+                user_id: request.user_id.clone(),
+                kind: "generate",
+                classifier: None,
+                complexity: None,
+                confidence: None,
+                reason: Some(reason),
+                tier: entry.tier.map(|t| t.to_string()),
+                policy: None,
+                route: None,
+                model: entry.model.clone(),
+                provider: "cache".into(),
+                input_tokens: 0,
+                output_tokens: 0,
+                cached_tokens: 0,
+                tokens_estimated: false,
+                cost_micros: 0,
+                saved_micros: entry.cost_micros,
+                latency_ms: latency_ms as i32,
+                ttft_ms: Some(ttft_ms as i32),
+                cache_status: CacheStatus::Hit.to_string(),
+                attempt: 1,
+                status: CallStatus::Ok.to_string(),
+                error: None,
+                experiment_id: None,
+                variant: None,
+                properties: serde_json::Value::Object(request.properties.clone()),
+                created_at: Utc::now(),
+            });
+            let mut message_id = None;
+            if let Some(ticket_id) = ticket {
+                let id = Uuid::new_v4();
+                let message = NewMessage {
+                    id,
+                    ticket_id,
+                    role: "assistant",
+                    content: &entry.answer,
+                    request_id: Some(request.request_id),
+                    status: "ok",
+                    tier: entry.tier.map(Tier::as_str),
+                };
+                match messages::insert(&pool, &message).await {
+                    Ok(_) => message_id = Some(id),
+                    Err(e) => tracing::error!(error = %e, %ticket_id, "could not store a cached answer"),
+                }
+            }
+            let outcome = Outcome {
+                request_id: request.request_id,
+                model: entry.model.clone(),
+                provider: "cache".into(),
+                tier: entry.tier,
+                usage: entry.usage,
+                cost_micros: 0,
+                latency_ms,
+                ttft_ms: Some(ttft_ms),
+                attempts: 0,
+                finish_reason: entry.finish_reason.clone(),
+                message_id,
+            };
+            let _ = tx.send(ChatEvent::Finished(outcome)).await;
+        });
+        Ok(rx)
+    }
+
     /// The ticket's floor and the customer's escalation signals, for `auto`.
     async fn ticket_hints(&self, request: &ChatRequest, hints: &mut RouteHints) -> Result<(), PipelineError> {
         let routing = &self.router_config;
@@ -472,6 +622,44 @@ impl Pipeline {
     }
 }
 
+/// Whose cache entries a request may see.
+fn cache_scope(request: &ChatRequest) -> String {
+    match (&request.cache_scope, request.api_key_id) {
+        (Some(scope), _) => scope.clone(),
+        (None, Some(key)) => format!("key:{key}"),
+        (None, None) => "anonymous".into(),
+    }
+}
+
+/// What the cache reads of a request: everything that shapes the answer.
+fn cache_probe(request: &ChatRequest) -> Probe<'_> {
+    let model = match &request.model {
+        ModelChoice::Auto => "auto",
+        ModelChoice::Named(name) => name.as_str(),
+    };
+    let shape = serde_json::json!({
+        "model": model,
+        "tier": request.forced_tier,
+        "router_candidates": request.router_candidates,
+        "messages": request.messages,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "stop": request.stop,
+        "tools": request.tools,
+        "tool_choice": request.tool_choice,
+    });
+    Probe {
+        scope: cache_scope(request),
+        shape,
+        system_prompt: request.messages.iter().find(|m| m.role == Role::System).map_or("", |m| m.content.as_str()),
+        question: last_user_text(&request.messages),
+        first_turn: super::cache::is_first_turn(request.messages.iter().map(|m| m.role)),
+        deterministic: request.temperature == Some(0.0),
+        control: request.cache,
+    }
+}
+
 /// The text the classifier reads: the latest user turn.
 fn last_user_text(messages: &[ChatMessage]) -> &str {
     messages.iter().rev().find(|m| m.role == Role::User).map_or("", |m| m.content.as_str())
@@ -488,6 +676,7 @@ struct GenerationContext {
     pool: PgPool,
     call_log: CallLog,
     limiter: Limiter,
+    cache: Arc<Cache>,
 }
 
 /// Steps 5–6 for one request.
@@ -497,6 +686,9 @@ struct Generation {
     decision: Option<RouteDecision>,
     hints: RouteHints,
     granted: Granted,
+    cache_status: CacheStatus,
+    /// Where to keep the answer: key, question embedding, system prompt hash.
+    cache_miss: Option<(String, Option<Vec<f32>>, String)>,
     started: Instant,
     deadline: Instant,
     ctx: GenerationContext,
@@ -513,6 +705,8 @@ struct Attempt {
     cancelled: bool,
     /// Whether anything (text or a tool call) reached the caller.
     output_sent: bool,
+    /// Whether the model called a tool (such answers are not cached).
+    tool_calls: bool,
 }
 
 impl Attempt {
@@ -543,6 +737,7 @@ impl Generation {
                 classification: self.classification.clone(),
                 tier: first_tier,
                 decision: self.decision.clone(),
+                cache: self.cache_status,
                 model: pool.first().cloned().unwrap_or_default(),
             }))
             .await;
@@ -723,6 +918,27 @@ impl Generation {
             tokio::spawn(async move { limiter.settle(&granted, usage.input_tokens, usage.output_tokens).await });
         }
         let message_id = self.persist_answer(&attempt.text, status, tier).await;
+        if status == CallStatus::Ok
+            && !attempt.text.is_empty()
+            && !attempt.tool_calls
+            && let Some((key, embedding, system_hash)) = &self.cache_miss
+        {
+            self.ctx.cache.store(Entry {
+                key: key.clone(),
+                scope: cache_scope(&self.request),
+                model: model.name.clone(),
+                tier,
+                query: last_user_text(&self.request.messages).to_string(),
+                system_hash: system_hash.clone(),
+                answer: attempt.text.clone(),
+                finish_reason: attempt.finish_reason.clone().unwrap_or_else(|| "stop".into()),
+                usage,
+                cost_micros,
+                embedding: embedding.clone(),
+                expires_at: Utc::now()
+                    + chrono::Duration::from_std(self.ctx.cache.ttl(tier)).unwrap_or(chrono::Duration::days(1)),
+            });
+        }
         let event = match &attempt.error {
             Some(e) => ChatEvent::Failed {
                 message: format!("The answer was interrupted: {e}"),
@@ -787,7 +1003,7 @@ impl Generation {
             saved_micros: 0,
             latency_ms: latency.as_millis() as i32,
             ttft_ms: attempt.ttft_ms.map(|t| t as i32),
-            cache_status: CacheStatus::None.to_string(),
+            cache_status: self.cache_status.to_string(),
             attempt: attempt_no as i32,
             status: status.to_string(),
             error: attempt.error.as_ref().map(ToString::to_string),
@@ -857,6 +1073,7 @@ async fn stream_attempt(
                 Some(ChatEvent::Delta(delta))
             }
             Ok(ProviderEvent::ToolCallDelta { index, id, name, arguments }) => {
+                attempt.tool_calls = true;
                 Some(ChatEvent::ToolCall { index, id, name, arguments })
             }
             Ok(ProviderEvent::Finish(reason)) => {

@@ -3,6 +3,7 @@
 //! engine or the web layers.
 
 pub mod api_keys;
+pub mod cache;
 pub mod limits;
 pub mod llm_calls;
 pub mod messages;

@@ -92,6 +92,7 @@ pub fn engine_with_classifier(
         call_log: call_log.clone(),
         tokens: token_counter(),
         limiter: triage::engine::limits::Limiter::new(config.limits.clone(), pool.clone()),
+        cache: std::sync::Arc::new(triage::engine::cache::Cache::new(config.cache.clone(), pool.clone(), None)),
     };
     let pipeline = Pipeline::new(&config, deps);
     TestEngine { pipeline, call_log, config }

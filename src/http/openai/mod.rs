@@ -272,6 +272,31 @@ async fn attribute(
         return Err(ApiError::invalid("At most 20 X-Triage-Property headers.", None));
     }
     request.properties = properties;
+    // per-request cache control: `X-Triage-Cache: bypass` (or
+    // `Cache-Control: no-cache|no-store`), `X-Triage-Semantic-Cache: on|off`
+    let no_cache = headers
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("no-cache") || v.contains("no-store"));
+    request.cache.bypass = no_cache
+        || match text("x-triage-cache")?.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("use") | Some("on") => false,
+            Some("bypass") | Some("off") => true,
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    format!("X-Triage-Cache must be `bypass` or `use`, not {other:?}."),
+                    None,
+                ));
+            }
+        };
+    request.cache.semantic = match text("x-triage-semantic-cache")?.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => None,
+        Some("on") | Some("true") => Some(true),
+        Some("off") | Some("false") => Some(false),
+        Some(other) => {
+            return Err(ApiError::invalid(format!("X-Triage-Semantic-Cache must be on or off, not {other:?}."), None));
+        }
+    };
     if let Some(session) = text("x-triage-session-id")? {
         let ticket = crate::store::tickets::for_api_session(
             &state.pool,
@@ -303,7 +328,7 @@ fn triage_headers(routed: &Routed, model: &str, tier: Option<Tier>) -> Vec<(Head
     let mut h = vec![
         (HeaderName::from_static("x-triage-request-id"), routed.request_id.to_string()),
         (HeaderName::from_static("x-triage-model"), model.to_string()),
-        (HeaderName::from_static("x-triage-cache"), "none".to_string()),
+        (HeaderName::from_static("x-triage-cache"), cache_label(routed.cache).to_string()),
     ];
     if let Some(t) = tier.or(routed.tier) {
         h.push((HeaderName::from_static("x-triage-tier"), t.to_string()));
@@ -328,8 +353,18 @@ fn triage_metadata(routed: &Routed, model: &str, tier: Option<Tier>) -> Value {
         "classifier_latency_us": c.map(|c| c.latency_us),
         "route": routed.decision.as_ref().map(|d| d.explain()),
         "policy": routed.decision.as_ref().map(|d| d.policy.as_str()),
-        "cache": "none",
+        "cache": cache_label(routed.cache),
     })
+}
+
+/// `HIT`, `MISS` or `BYPASS` (not consulted, for whatever reason).
+fn cache_label(status: crate::domain::CacheStatus) -> &'static str {
+    use crate::domain::CacheStatus;
+    match status {
+        CacheStatus::Hit => "HIT",
+        CacheStatus::Miss => "MISS",
+        CacheStatus::Bypass | CacheStatus::None => "BYPASS",
+    }
 }
 
 fn usage_of(o: &Outcome) -> OutUsage {
