@@ -398,7 +398,7 @@ impl Default for Config {
                 ttl_premium_secs: 86_400,
                 memory_entries: 10_000,
                 semantic: false,
-                semantic_threshold: 0.92,
+                semantic_threshold: 0.80,
             },
             limits: LimitsConfig { enabled: true, ticket_rpm: Some(20), ip_rpm: Some(30), ..LimitsConfig::default() },
             log: LogConfig { format: LogFormat::Pretty, filter: "info,llama_cpp_2=warn,sqlx=warn".to_string() },

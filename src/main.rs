@@ -75,6 +75,9 @@ enum Command {
         /// Default: cache.semantic_threshold.
         #[arg(long)]
         threshold: Option<f32>,
+        /// Print the pairs the cache gets wrong at the threshold.
+        #[arg(long)]
+        show_errors: bool,
     },
     /// Delete cached answers (all, or by model or API key id) on every instance.
     CachePurge {
@@ -155,8 +158,8 @@ async fn main() -> ExitCode {
         }
         Command::Train { data } => run_train(&config, data),
         Command::Keys { action } => run_keys(&config, action).await,
-        Command::CacheEval { pairs, threshold } => {
-            run_cache_eval(&config, &pairs, threshold.unwrap_or(config.cache.semantic_threshold))
+        Command::CacheEval { pairs, threshold, show_errors } => {
+            run_cache_eval(&config, &pairs, threshold.unwrap_or(config.cache.semantic_threshold), show_errors)
         }
         Command::CachePurge { model, key } => run_cache_purge(&config, model, key).await,
         Command::Calibrate { data, recent, premium_share, budget_per_1k, write } => {
@@ -348,7 +351,7 @@ async fn run_keys(config: &Config, action: KeysAction) -> Result<(), String> {
     Ok(())
 }
 
-fn run_cache_eval(config: &Config, path: &std::path::Path, threshold: f32) -> Result<(), String> {
+fn run_cache_eval(config: &Config, path: &std::path::Path, threshold: f32, show_errors: bool) -> Result<(), String> {
     use triage::engine::cache::guards;
     use triage::engine::classify::minilm::{MiniLm, cosine};
     #[derive(serde::Deserialize)]
@@ -373,6 +376,16 @@ fn run_cache_eval(config: &Config, path: &std::path::Path, threshold: f32) -> Re
         let pass = guards::conflict(&guards::signature(&p.a), &guards::signature(&p.b)).is_none();
         scored.push((cosine(&ea, &eb), pass, p.same));
     }
+    if show_errors {
+        for (p, s) in pairs.iter().zip(&scored) {
+            let hit = s.0 >= threshold && s.1;
+            if hit != p.same {
+                let what = if p.same { "missed" } else { "FALSE HIT" };
+                let why = guards::conflict(&guards::signature(&p.a), &guards::signature(&p.b)).unwrap_or("pass");
+                println!("{what} cos {:.3} guards {why}: {:?} / {:?}", s.0, p.a, p.b);
+            }
+        }
+    }
     let same = scored.iter().filter(|s| s.2).count().max(1) as f64;
     let different = scored.iter().filter(|s| !s.2).count().max(1) as f64;
     let rates = |t: f32, guarded: bool| {
@@ -395,8 +408,8 @@ fn run_cache_eval(config: &Config, path: &std::path::Path, threshold: f32) -> Re
         f * 100.0
     );
     println!("threshold  hit%(guards)  false%(guards)  hit%(cosine only)  false%(cosine only)");
-    for step in 0..=9 {
-        let t = 0.80 + step as f32 * 0.02;
+    for step in 0..=19 {
+        let t = 0.60 + step as f32 * 0.02;
         let (h, f) = rates(t, true);
         let (h0, f0) = rates(t, false);
         println!(
