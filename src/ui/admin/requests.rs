@@ -46,6 +46,7 @@ fn RequestsTable(rows: Vec<CallView>) -> impl IntoView {
                         <th class="num">"Cost"</th>
                         <th class="num">"Latency"</th>
                         <th class="num">"TTFT"</th>
+                        <th>"Cache"</th>
                         <th>"Status"</th>
                     </tr>
                 </thead>
@@ -57,6 +58,14 @@ fn RequestsTable(rows: Vec<CallView>) -> impl IntoView {
                             let tier_class = format!("badge tier-{tier}");
                             let status_class = format!("badge status-{}", r.status);
                             let title = r.error.clone().unwrap_or_default();
+                            // a hit saved a call: it stands out; misses and bypasses stay quiet
+                            let cache_class = format!("badge cache-{}", r.cache_status);
+                            let cache_label = match r.cache_status.as_str() {
+                                "hit" => "HIT",
+                                "miss" => "MISS",
+                                "bypass" => "BYPASS",
+                                _ => "—",
+                            };
                             view! {
                                 <tr>
                                     <td>{r.created_at.format("%Y-%m-%d %H:%M:%S").to_string()}</td>
@@ -69,6 +78,7 @@ fn RequestsTable(rows: Vec<CallView>) -> impl IntoView {
                                     <td class="num">{format_micros(r.cost_micros)}</td>
                                     <td class="num">{format!("{} ms", r.latency_ms)}</td>
                                     <td class="num">{r.ttft_ms.map(|t| format!("{t} ms")).unwrap_or_else(|| "—".into())}</td>
+                                    <td><span class=cache_class>{cache_label}</span></td>
                                     <td><span class=status_class title=title>{r.status.clone()}</span></td>
                                 </tr>
                             }
