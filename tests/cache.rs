@@ -105,6 +105,17 @@ impl Api {
     }
 }
 
+/// Waits (up to 10 s) until the background writes put `n` entries in Postgres.
+async fn stored(pool: &PgPool, n: i64) {
+    for _ in 0..200 {
+        if common::count(pool, "cache_entries").await == n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("expected {n} cache entries in Postgres");
+}
+
 fn question(text: &str, temperature: f64) -> Value {
     json!({"model": "fake/model", "temperature": temperature, "messages": [
         {"role": "system", "content": "You are support."},
@@ -146,7 +157,7 @@ async fn a_repeat_is_served_from_cache_and_recorded_as_a_hit(pool: PgPool) {
     assert_eq!(rows[1], ("hit".into(), 0, 360, "cache".into()));
     assert_eq!(rows.len(), 3);
     // a fresh instance (empty memory) finds it in Postgres
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await; // the background write
+    stored(&pool, 1).await; // the background write
     let other = Api::new(&pool, config(&fake), false);
     let (_, _, cache) = other.ask(&key, question("When do you open?", 0.0), &[]).await;
     assert_eq!(cache, "HIT");
@@ -192,13 +203,13 @@ async fn purge_clears_postgres_and_memory(pool: PgPool) {
     let api = Api::new(&pool, config(&fake), false);
     let key = api.key("a").await;
     api.ask(&key, question("hi", 0.0), &[]).await;
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stored(&pool, 1).await;
     assert_eq!(common::count(&pool, "cache_entries").await, 1);
     assert_eq!(api.pipeline.cache().purge(Some("other/model"), None).await.unwrap(), 0);
     assert_eq!(api.ask(&key, question("hi", 0.0), &[]).await.2, "HIT");
     assert_eq!(api.pipeline.cache().purge(Some("fake/model"), None).await.unwrap(), 1);
     assert_eq!(api.ask(&key, question("hi", 0.0), &[]).await.2, "MISS");
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stored(&pool, 1).await;
     assert_eq!(api.pipeline.cache().purge(None, None).await.unwrap(), 1);
     assert_eq!(common::count(&pool, "cache_entries").await, 0);
 }
