@@ -344,14 +344,15 @@ impl Pipeline {
     pub async fn run(&self, request: ChatRequest) -> Result<mpsc::Receiver<ChatEvent>, PipelineError> {
         let started = Instant::now();
         // 1. validate
-        let Some(last) = request.messages.last().filter(|m| m.role == Role::User || m.role == Role::Tool) else {
+        if !request.messages.last().is_some_and(|m| m.role == Role::User || m.role == Role::Tool) {
             return Err(PipelineError::InvalidRequest("the conversation must end with a user message".into()));
-        };
+        }
         // 2. limits and budgets, before any work
         let prompt = limits::estimate_tokens(request.messages.iter().map(|m| m.content.as_str()));
         let granted = self.limiter.admit(&request.subjects, prompt).await?;
         // 3. cache
-        let lookup = self.cache.lookup(&cache_probe(&request)).await?;
+        let deterministic = request.temperature == Some(0.0);
+        let lookup = self.cache.lookup(request.cache, deterministic, || cache_probe(&request)).await?;
         let (cache_status, cache_miss) = match lookup {
             Lookup::Hit(entry, kind) => return self.replay(request, entry, kind, started).await,
             Lookup::Miss { key, embedding, system_hash } => (CacheStatus::Miss, Some((key, embedding, system_hash))),
@@ -389,21 +390,7 @@ impl Pipeline {
             }
         };
         // 6. persist the customer's turn
-        if request.persist
-            && last.role == Role::User
-            && let Some(ticket_id) = request.ticket_id
-        {
-            let message = NewMessage {
-                id: Uuid::new_v4(),
-                ticket_id,
-                role: "user",
-                content: &last.content,
-                request_id: Some(request.request_id),
-                status: "ok",
-                tier: None,
-            };
-            messages::insert(&self.pool, &message).await?;
-        }
+        store_customer_turn(&self.pool, &request).await?;
         // 7–8. generate and record, in a task of its own
         let (tx, rx) = mpsc::channel(64);
         let job = Generation {
@@ -489,21 +476,7 @@ impl Pipeline {
         kind: HitKind,
         started: Instant,
     ) -> Result<mpsc::Receiver<ChatEvent>, PipelineError> {
-        let ticket = request.ticket_id.filter(|_| request.persist);
-        if let Some(ticket_id) = ticket
-            && let Some(last) = request.messages.last().filter(|m| m.role == Role::User)
-        {
-            let message = NewMessage {
-                id: Uuid::new_v4(),
-                ticket_id,
-                role: "user",
-                content: &last.content,
-                request_id: Some(request.request_id),
-                status: "ok",
-                tier: None,
-            };
-            messages::insert(&self.pool, &message).await?;
-        }
+        store_customer_turn(&self.pool, &request).await?;
         self.cache.count_hit(&entry.key);
         let reason = match kind {
             HitKind::Exact => "cache hit (exact)".to_string(),
@@ -562,23 +535,7 @@ impl Pipeline {
                 properties: serde_json::Value::Object(request.properties.clone()),
                 created_at: Utc::now(),
             });
-            let mut message_id = None;
-            if let Some(ticket_id) = ticket {
-                let id = Uuid::new_v4();
-                let message = NewMessage {
-                    id,
-                    ticket_id,
-                    role: "assistant",
-                    content: &entry.answer,
-                    request_id: Some(request.request_id),
-                    status: "ok",
-                    tier: entry.tier.map(Tier::as_str),
-                };
-                match messages::insert(&pool, &message).await {
-                    Ok(_) => message_id = Some(id),
-                    Err(e) => tracing::error!(error = %e, %ticket_id, "could not store a cached answer"),
-                }
-            }
+            let message_id = store_answer(&pool, &request, &entry.answer, CallStatus::Ok, entry.tier).await;
             let outcome = Outcome {
                 request_id: request.request_id,
                 model: entry.model.clone(),
@@ -622,6 +579,55 @@ impl Pipeline {
     }
 }
 
+/// The customer's new turn, in its ticket (when the request keeps one).
+async fn store_customer_turn(pool: &PgPool, request: &ChatRequest) -> Result<(), PipelineError> {
+    let Some(ticket_id) = request.ticket_id.filter(|_| request.persist) else { return Ok(()) };
+    let Some(last) = request.messages.last().filter(|m| m.role == Role::User) else { return Ok(()) };
+    let message = NewMessage {
+        id: Uuid::new_v4(),
+        ticket_id,
+        role: "user",
+        content: &last.content,
+        request_id: Some(request.request_id),
+        status: "ok",
+        tier: None,
+    };
+    messages::insert(pool, &message).await?;
+    Ok(())
+}
+
+/// The answer, in its ticket; a failure to store it is logged, not fatal
+/// (the caller already has it). Returns the stored message's id.
+async fn store_answer(
+    pool: &PgPool,
+    request: &ChatRequest,
+    text: &str,
+    status: CallStatus,
+    tier: Option<Tier>,
+) -> Option<Uuid> {
+    let ticket_id = request.ticket_id.filter(|_| request.persist)?;
+    if text.is_empty() {
+        return None;
+    }
+    let id = Uuid::new_v4();
+    let message = NewMessage {
+        id,
+        ticket_id,
+        role: "assistant",
+        content: text,
+        request_id: Some(request.request_id),
+        status: status.as_str(),
+        tier: tier.map(Tier::as_str),
+    };
+    match messages::insert(pool, &message).await {
+        Ok(_) => Some(id),
+        Err(e) => {
+            tracing::error!(error = %e, %ticket_id, "could not store the answer");
+            None
+        }
+    }
+}
+
 /// Whose cache entries a request may see.
 fn cache_scope(request: &ChatRequest) -> String {
     match (&request.cache_scope, request.api_key_id) {
@@ -655,7 +661,6 @@ fn cache_probe(request: &ChatRequest) -> Probe<'_> {
         system_prompt: request.messages.iter().find(|m| m.role == Role::System).map_or("", |m| m.content.as_str()),
         question: last_user_text(&request.messages),
         first_turn: super::cache::is_first_turn(request.messages.iter().map(|m| m.role)),
-        deterministic: request.temperature == Some(0.0),
         control: request.cache,
     }
 }
@@ -1024,27 +1029,7 @@ impl Generation {
     }
 
     async fn persist_answer(&self, text: &str, status: CallStatus, tier: Option<Tier>) -> Option<Uuid> {
-        let ticket_id = self.request.ticket_id.filter(|_| self.request.persist)?;
-        if text.is_empty() {
-            return None;
-        }
-        let id = Uuid::new_v4();
-        let message = NewMessage {
-            id,
-            ticket_id,
-            role: "assistant",
-            content: text,
-            request_id: Some(self.request.request_id),
-            status: status.as_str(),
-            tier: tier.map(Tier::as_str),
-        };
-        match messages::insert(&self.ctx.pool, &message).await {
-            Ok(_) => Some(id),
-            Err(e) => {
-                tracing::error!(error = %e, %ticket_id, "could not store the answer");
-                None
-            }
-        }
+        store_answer(&self.ctx.pool, &self.request, text, status, tier).await
     }
 }
 

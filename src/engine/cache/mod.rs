@@ -76,7 +76,6 @@ pub struct Probe<'a> {
     pub question: &'a str,
     /// A ticket's first question (semantic eligibility).
     pub first_turn: bool,
-    pub deterministic: bool,
     pub control: CacheControl,
 }
 
@@ -149,17 +148,25 @@ impl Cache {
         sha256(&format!("{}\n{}", probe.scope, probe.shape))
     }
 
-    /// Memory, then Postgres, then (if on) the semantic index.
-    pub async fn lookup(&self, probe: &Probe<'_>) -> Result<Lookup, sqlx::Error> {
+    /// Memory, then Postgres, then (if on) the semantic index. The probe
+    /// is only built when the cache is consulted: a bypassed request pays
+    /// nothing for it.
+    pub async fn lookup<'a>(
+        &self,
+        control: CacheControl,
+        deterministic: bool,
+        probe: impl FnOnce() -> Probe<'a>,
+    ) -> Result<Lookup, sqlx::Error> {
         if !self.config.enabled {
             return Ok(Lookup::Bypass("cache disabled"));
         }
-        if probe.control.bypass {
+        if control.bypass {
             return Ok(Lookup::Bypass("bypass requested"));
         }
-        if !probe.deterministic && !self.config.include_nondeterministic {
+        if !deterministic && !self.config.include_nondeterministic {
             return Ok(Lookup::Bypass("not deterministic (temperature above 0)"));
         }
+        let probe = &probe();
         let key = Self::key(probe);
         if let Some(entry) = self.memory_get(&key) {
             return Ok(Lookup::Hit(entry, HitKind::Exact));
@@ -425,7 +432,6 @@ mod tests {
             system_prompt: "",
             question: "q",
             first_turn: true,
-            deterministic: true,
             control: CacheControl::default(),
         }
     }
