@@ -16,11 +16,20 @@ echo "e2e: cargo leptos build"
 cargo leptos build
 
 psql "$pg_server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+# The dashboard's "retrain" writes classifier-head.json: give the server a
+# models directory of its own (links to the real files) so it cannot
+# overwrite the real head.
+models_src="${TRIAGE_MODELS_DIR:-$root/models}"
+models="$out/models"
+rm -rf "$models" && mkdir -p "$models"
+for f in "$models_src"/*; do
+  [[ "$(basename "$f")" == classifier-head.json ]] || ln -s "$f" "$models/"
+done
 FAKE_UPSTREAM_PORT=3199 node "$root/end2end/fake-upstream.mjs" >"$out/fake-upstream.log" 2>&1 &
 fake=$!
 TRIAGE_ADDR="127.0.0.1:$port" DATABASE_URL="$pg_server/$db" \
   TRIAGE_CONFIG="$root/end2end/triage.e2e.toml" \
-  TRIAGE_MODELS_DIR="${TRIAGE_MODELS_DIR:-$root/models}" \
+  TRIAGE_MODELS_DIR="$models" \
   "$root/target/debug/triage" >"$out/server.log" 2>&1 &
 server=$!
 second=""
@@ -42,6 +51,8 @@ wait_up() { # port pid log
   done
 }
 wait_up "$port" "$server" "$out/server.log"
+triage_cli() { DATABASE_URL="$pg_server/$db" TRIAGE_CONFIG="$root/end2end/triage.e2e.toml" "$root/target/debug/triage" "$@"; }
+echo "e2e admin password" | triage_cli admin create --username admin
 
 export TRIAGE_E2E_URL="http://127.0.0.1:$port"
 export TRIAGE_E2E_DATABASE_URL="$pg_server/$db"
@@ -55,7 +66,6 @@ if [[ $status == 0 ]]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check "openai==3.54.0"
   fi
-  triage_cli() { DATABASE_URL="$pg_server/$db" TRIAGE_CONFIG="$root/end2end/triage.e2e.toml" "$root/target/debug/triage" "$@"; }
   TRIAGE_E2E_KEY="$(triage_cli keys create --name e2e-python 2>/dev/null)" \
     "$venv/bin/python" "$root/end2end/api/test_openai_client.py" || status=$?
 fi

@@ -60,8 +60,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Address the HTTP server binds. Loopback by default: the admin pages
-    /// have no login until the dashboard issue lands.
+    /// Address the HTTP server binds.
     pub addr: SocketAddr,
     pub database_url: Secret<String>,
     /// Pool size per instance.
@@ -75,6 +74,7 @@ pub struct Config {
     pub models: BTreeMap<String, ModelConfig>,
     pub chat: ChatConfig,
     pub api: ApiConfig,
+    pub admin: AdminConfig,
     pub limits: LimitsConfig,
     pub cache: CacheConfig,
     pub log: LogConfig,
@@ -265,6 +265,25 @@ pub struct ApiConfig {
     pub max_message_chars: usize,
 }
 
+/// The admin dashboard's sign-in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// An admin session ends after this long without use.
+    pub session_hours: u32,
+    /// Mark the admin cookie `Secure`. Turn on whenever Triage is reached
+    /// over TLS (directly or behind a proxy).
+    pub secure_cookies: bool,
+    /// On start, when no admin exists yet, create this one (the password
+    /// from `bootstrap_password`, best given as TRIAGE_ADMIN__BOOTSTRAP_PASSWORD).
+    pub bootstrap_username: Option<String>,
+    pub bootstrap_password: Option<Secret<String>>,
+    /// When set, `/metrics` wants `Authorization: Bearer <token>`.
+    pub metrics_token: Option<Secret<String>>,
+    /// How often alert rules are checked.
+    pub alert_interval_secs: u64,
+}
+
 /// Rate limits (per minute) and spend budgets (micro-dollars). Unset means
 /// unlimited; a key's own limits replace the `key_*` defaults.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -389,6 +408,14 @@ impl Default for Config {
                 max_body_bytes: 1 << 20,
                 max_messages: 256,
                 max_message_chars: 100_000,
+            },
+            admin: AdminConfig {
+                session_hours: 12,
+                secure_cookies: false,
+                bootstrap_username: None,
+                bootstrap_password: None,
+                metrics_token: None,
+                alert_interval_secs: 30,
             },
             cache: CacheConfig {
                 enabled: true,

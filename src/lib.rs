@@ -9,6 +9,8 @@ pub mod domain;
 pub mod ui;
 
 #[cfg(feature = "ssr")]
+pub mod auth;
+#[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]
 pub mod engine;

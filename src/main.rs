@@ -91,11 +91,43 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Fill the database with generated support traffic (a month, a million
+    /// calls by default) to look at and benchmark the dashboard.
+    DemoSeed {
+        #[arg(long, default_value_t = 1_000_000)]
+        calls: i64,
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        /// Remove earlier demo traffic first.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Time the dashboard's queries on the current database (run after
+    /// demo-seed): each view and filter a few times, p50 and max.
+    BenchDashboard {
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Manage dashboard admins.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
     /// Train the embedding classifier's head and save it in the models directory.
     Train {
         /// Labeled JSON lines; default: classifier.training_data.
         #[arg(long)]
         data: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Create an admin (or set a new password for an existing one). The
+    /// password is read from standard input, one line.
+    Create {
+        #[arg(long)]
+        username: String,
     },
 }
 
@@ -158,6 +190,9 @@ async fn main() -> ExitCode {
         }
         Command::Train { data } => run_train(&config, data),
         Command::Keys { action } => run_keys(&config, action).await,
+        Command::BenchDashboard { runs } => run_bench_dashboard(&config, runs).await,
+        Command::DemoSeed { calls, days, replace } => run_demo_seed(&config, calls, days, replace).await,
+        Command::Admin { action: AdminAction::Create { username } } => run_admin_create(&config, &username).await,
         Command::CacheEval { pairs, threshold, show_errors } => {
             run_cache_eval(&config, &pairs, threshold.unwrap_or(config.cache.semantic_threshold), show_errors)
         }
@@ -293,6 +328,100 @@ async fn run_eval(
         if premium > 0 { 100.0 * (1.0 - routed as f64 / premium as f64) } else { 0.0 }
     );
     println!("latency per query: p50 {} µs, p99 {} µs, max {} µs", pct(0.5), pct(0.99), pct(1.0));
+    Ok(())
+}
+
+async fn run_demo_seed(config: &Config, calls: i64, days: i64, replace: bool) -> Result<(), String> {
+    if !(1..=20_000_000).contains(&calls) || !(1..=400).contains(&days) {
+        return Err("--calls must be 1..=20000000 and --days 1..=400".into());
+    }
+    let pool = triage::store::connect_and_migrate(config.database_url.expose(), 2).await.map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let seed = triage::store::demo::Seed { calls, days };
+    let rows = triage::store::demo::seed(&pool, seed, replace).await.map_err(|e| e.to_string())?;
+    eprintln!("demo-seed: {rows} llm_calls rows over {days} days in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+async fn run_bench_dashboard(config: &Config, runs: usize) -> Result<(), String> {
+    use triage::api::admin::{load_overview, load_requests, load_ticket_flow};
+    use triage::api::filter::CallFilter;
+
+    let pool = triage::store::connect_and_migrate(config.database_url.expose(), 16).await.map_err(|e| e.to_string())?;
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM llm_calls").fetch_one(&pool).await.map_err(|e| e.to_string())?;
+    let sample: Option<(uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT ticket_id, user_id FROM llm_calls WHERE ticket_id IS NOT NULL AND user_id IS NOT NULL LIMIT 1",
+    )
+    .fetch_optional(&pool)
+    .await
+    .map_err(|e| e.to_string())?;
+    let (ticket, user) = sample.ok_or("no calls to measure: run `triage demo-seed` first")?;
+    let reference = triage::domain::ticket_ref(&ticket);
+    let f = |key: &str, value: &str| CallFilter::default().with(key, Some(value.to_string()));
+    let overviews = [
+        ("overview, last 30 days", CallFilter::default()),
+        ("overview, tier=premium", f("tier", "premium")),
+        ("overview, complexity=complex", f("complexity", "complex")),
+        ("overview, model=openai/gpt-4o", f("model", "openai/gpt-4o")),
+        ("overview, provider=anthropic", f("provider", "anthropic")),
+        ("overview, cache=hit", f("cache", "hit")),
+        ("overview, property plan=enterprise", f("property", "plan=enterprise")),
+        ("overview, feedback=down", f("feedback", "down")),
+        ("overview, one user", f("user", &user)),
+        ("overview, one ticket", f("ticket", &reference)),
+    ];
+    println!("dashboard queries on {rows} llm_calls rows, {runs} runs each (after one warm-up)");
+    println!("{:<44} {:>9} {:>9}", "view", "p50 ms", "max ms");
+    let mut worst = (String::new(), 0.0f64);
+    let mut report = |name: &str, mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        let (p50, max) = (times[times.len() / 2], times[times.len() - 1]);
+        println!("{name:<44} {p50:>9.1} {max:>9.1}");
+        if max > worst.1 {
+            worst = (name.to_string(), max);
+        }
+    };
+    async fn time<T, F: std::future::Future<Output = Result<T, triage::api::AppError>>>(
+        runs: usize,
+        mut f: impl FnMut() -> F,
+    ) -> Result<Vec<f64>, String> {
+        f().await.map_err(|e| e.to_string())?;
+        let mut times = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let t = std::time::Instant::now();
+            f().await.map_err(|e| e.to_string())?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        Ok(times)
+    }
+    for (name, filter) in &overviews {
+        report(name, time(runs, || load_overview(&pool, config, filter)).await?);
+    }
+    let everything = CallFilter::default();
+    for sort in ["time", "cost", "latency"] {
+        let name = format!("requests page 1, sorted by {sort}");
+        report(&name, time(runs, || load_requests(&pool, &everything, sort, true, 1)).await?);
+    }
+    let budget = f("tier", "budget");
+    report("requests page 40, tier=budget", time(runs, || load_requests(&pool, &budget, "time", true, 40)).await?);
+    report("ticket flow", time(runs, || load_ticket_flow(&pool, &reference)).await?);
+    println!("summary: slowest dashboard view {:.1} ms ({}) on {rows} rows; target 200 ms", worst.1, worst.0);
+    Ok(())
+}
+
+async fn run_admin_create(config: &Config, username: &str) -> Result<(), String> {
+    let username = username.trim();
+    if username.is_empty() || username.len() > 64 {
+        return Err("--username must have 1 to 64 characters".into());
+    }
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password).map_err(|e| format!("could not read the password: {e}"))?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let hash = triage::auth::hash_password(password).map_err(|e| e.to_string())?;
+    let pool = triage::store::connect_and_migrate(config.database_url.expose(), 2).await.map_err(|e| e.to_string())?;
+    triage::store::admins::upsert(&pool, username, &hash).await.map_err(|e| e.to_string())?;
+    eprintln!("admin {username} is ready; sign in at /admin/login");
     Ok(())
 }
 

@@ -31,6 +31,24 @@ pub enum StartError {
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("admin bootstrap: {0}")]
+    Admin(String),
+}
+
+/// Creates the configured first admin when there is none yet.
+async fn bootstrap_admin(config: &Config, pool: &sqlx::PgPool) -> Result<(), StartError> {
+    use crate::store::admins;
+    let (Some(username), Some(password)) = (&config.admin.bootstrap_username, &config.admin.bootstrap_password) else {
+        return Ok(());
+    };
+    let db = |e: sqlx::Error| StartError::Store(StoreError::Database(e));
+    if admins::count(pool).await.map_err(db)? > 0 {
+        return Ok(());
+    }
+    let hash = crate::auth::hash_password(password.expose()).map_err(|e| StartError::Admin(e.to_string()))?;
+    admins::upsert(pool, username.trim(), &hash).await.map_err(db)?;
+    tracing::info!(%username, "created the first admin from the configuration");
+    Ok(())
 }
 
 pub fn init_tracing(config: &Config) {
@@ -124,12 +142,15 @@ pub fn leptos_options(config: &Config) -> Result<LeptosOptions, StartError> {
 pub async fn serve(config: Config) -> Result<(), StartError> {
     let leptos_options = leptos_options(&config)?;
     let engine = build_engine(&config).await?;
+    bootstrap_admin(&config, &engine.pool).await?;
+    crate::engine::alerts::start(engine.pool.clone(), Duration::from_secs(config.admin.alert_interval_secs.max(1)));
     let state = AppState {
         leptos_options,
         config: Arc::new(config.clone()),
         pool: engine.pool.clone(),
         pipeline: engine.pipeline.clone(),
         keys: Default::default(),
+        retrain: Default::default(),
     };
     let app = crate::http::build_app(state);
     let listener =

@@ -17,6 +17,8 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     /// API keys recently looked up (`/v1`).
     pub keys: Arc<crate::http::openai::KeyCache>,
+    /// The classifier retraining started from the dashboard.
+    pub retrain: crate::api::review::RetrainState,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -68,12 +68,23 @@ async fn bad_input_gets_a_4xx_with_a_message_and_stores_nothing(pool: PgPool) {
             StatusCode::PAYLOAD_TOO_LARGE,
             "",
         ),
-        ("bad limit", form("/api/list_requests", "limit=0".into(), None), StatusCode::BAD_REQUEST, "between 1 and 500"),
+        (
+            "bad rating",
+            form("/api/give_feedback", format!("message_id={}&rating=5", uuid::Uuid::nil()), None),
+            StatusCode::BAD_REQUEST,
+            "rating must be 1",
+        ),
         (
             "wrong type",
-            form("/api/list_requests", "limit=lots".into(), None),
+            form("/api/give_feedback", "message_id=lots&rating=1".into(), None),
             StatusCode::BAD_REQUEST,
             "could not be read",
+        ),
+        (
+            "feedback on someone else's answer",
+            form("/api/give_feedback", format!("message_id={}&rating=1", uuid::Uuid::new_v4()), None),
+            StatusCode::NOT_FOUND,
+            "not part of your conversation",
         ),
     ];
     for (name, request, status, needle) in cases {

@@ -96,6 +96,65 @@ async fn with_no_model_available_the_customer_gets_a_clear_error_and_the_message
     let stored = messages::for_ticket(&pool, ticket).await.unwrap();
     assert_eq!(stored.len(), 1, "the customer's message is kept");
     assert_eq!(stored[0].content, "Where is my parcel?");
+    // …marked unanswered: not shown again (the widget put the text back in
+    // the box) and not sent as context for the next turn
+    assert_eq!(stored[0].status, "error");
+    assert!(messages::history(&pool, ticket).await.unwrap().is_empty());
+    assert!(messages::recent(&pool, ticket, 10).await.unwrap().is_empty());
+}
+
+#[sqlx::test(migrator = "triage::store::MIGRATOR")]
+async fn a_running_experiment_splits_tickets_and_records_each_arm(pool: PgPool) {
+    use triage::engine::experiments::{Running, Variant, assign};
+
+    let e = engine(&pool, true);
+    let experiment =
+        triage::store::experiments::create(&pool, "fixed vs routing", "model:local/smollm2-premium", "routing", 50)
+            .await
+            .unwrap();
+    let running = Running {
+        id: experiment.id,
+        a: Variant::Model("local/smollm2-premium".into()),
+        b: Variant::Routing,
+        split_b: 50,
+    };
+    let mut arms = std::collections::HashMap::new();
+    for _ in 0..6 {
+        let ticket = new_ticket(&pool).await;
+        arms.insert(ticket, assign(&running, ticket).0);
+        collect(e.pipeline.ticket_message(ticket, "What are your opening hours?", Default::default()).await.unwrap())
+            .await;
+    }
+    e.call_log.flush().await;
+    let rows: Vec<(Option<Uuid>, Uuid, Option<String>, Option<Uuid>, String)> = sqlx::query_as(
+        "SELECT ticket_id, request_id, variant, experiment_id, model FROM llm_calls WHERE kind = 'generate'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 6);
+    for (ticket, _, variant, experiment_id, model) in rows {
+        let arm = arms[&ticket.unwrap()];
+        assert_eq!(experiment_id, Some(experiment.id));
+        assert_eq!(variant.as_deref(), Some(arm));
+        if arm == "A" {
+            assert_eq!(model, "local/smollm2-premium", "arm A always uses the fixed model");
+        } else {
+            assert_eq!(model, "local/smollm2-budget", "arm B routes (a simple question goes to budget)");
+        }
+    }
+    // A stopped experiment no longer touches new requests (after the cache's few seconds).
+    triage::store::experiments::stop(&pool, experiment.id).await.unwrap();
+    e.pipeline.experiments().invalidate().await;
+    let ticket = new_ticket(&pool).await;
+    collect(e.pipeline.ticket_message(ticket, "Do you ship to Canada?", Default::default()).await.unwrap()).await;
+    e.call_log.flush().await;
+    let variant: Option<String> = sqlx::query_scalar("SELECT variant FROM llm_calls WHERE ticket_id = $1")
+        .bind(ticket)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(variant, None);
 }
 
 #[sqlx::test(migrator = "triage::store::MIGRATOR")]

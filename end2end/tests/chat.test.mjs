@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, SHOTS, launch, openChat } from './browser.mjs';
+import { BASE, SHOTS, launch, openChat, adminLogin } from './browser.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -55,7 +55,7 @@ test('a message is answered token by token by the local model, kept on reload, a
   assert.equal(await page.locator('[data-testid=ticket-ref]').textContent(), ticket);
 
   // Admin: the call is listed with its tier, model and tokens.
-  const admin = await context.newPage();
+  const admin = await adminLogin(context);
   await admin.goto(BASE + '/admin/requests');
   const row = admin.locator('table.requests tbody tr', { hasText: ticket }).first();
   await row.waitFor({ timeout: 10_000 });

@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, SHOTS, launch, openChat } from './browser.mjs';
+import { BASE, SHOTS, launch, openChat, adminLogin } from './browser.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -23,7 +23,7 @@ test('a complex question is answered through a remote provider and costed from i
   assert.match(await answer.locator('.meta').textContent(), /complex → premium · fake\/premium/);
   const ticket = await page.locator('[data-testid=ticket-ref]').textContent();
 
-  const admin = await context.newPage();
+  const admin = await adminLogin(context);
   await admin.goto(BASE + '/admin/requests');
   const row = admin.locator('table.requests tbody tr', { hasText: ticket }).first();
   await row.waitFor({ timeout: 10_000 });

@@ -15,7 +15,15 @@ pub enum AppError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
-    /// A rate limit or budget; the message says when to try again.
+    /// No admin is signed in (or the session ended).
+    #[error("Please sign in.")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    /// A rate limit: the customer may send again after this many seconds.
+    #[error("You're sending messages faster than we can answer. You can send again in {0} s.")]
+    RateLimited(u64),
+    /// A budget or another limit; the message says when to try again.
     #[error("{0}")]
     TooManyRequests(String),
     /// A dependency is down or overloaded; trying again later may work.
@@ -53,10 +61,23 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::RateLimited(_) | AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) | AppError::Network => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl AppError {
+    /// The error as a server function would answer it, for middleware that
+    /// refuses a request before any server function runs.
+    pub fn into_response_with_status(self) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let headers = [(leptos::server_fn::error::SERVER_FN_ERROR_HEADER, "1")];
+        (self.status(), headers, axum::Json(self)).into_response()
     }
 }
 
@@ -78,15 +99,11 @@ impl From<crate::engine::pipeline::PipelineError> for AppError {
             PipelineError::Limited(crate::engine::limits::LimitError::BudgetExceeded { .. }) => {
                 AppError::TooManyRequests("This conversation has reached its spending limit for now.".into())
             }
-            PipelineError::Limited(e) => {
-                let wait = match &e {
-                    crate::engine::limits::LimitError::RateLimited { retry_after, .. } => retry_after.as_secs() + 1,
-                    _ => 60,
-                };
-                AppError::TooManyRequests(format!(
-                    "You're sending messages faster than we can answer. Please wait {wait} seconds and try again."
-                ))
+            PipelineError::Limited(crate::engine::limits::LimitError::RateLimited { retry_after, .. }) => {
+                // whole seconds, never "0 s"
+                AppError::RateLimited(retry_after.as_secs_f64().ceil().max(1.0) as u64)
             }
+            PipelineError::Limited(crate::engine::limits::LimitError::Store(e)) => e.into(),
             PipelineError::Store(e) => e.into(),
         }
     }

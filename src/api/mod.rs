@@ -3,8 +3,12 @@
 //! the wire.
 
 pub mod admin;
+pub mod alerts;
 pub mod chat;
 pub mod error;
+pub mod experiments;
+pub mod filter;
+pub mod review;
 pub mod types;
 
 pub use error::AppError;

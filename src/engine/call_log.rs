@@ -25,6 +25,7 @@ enum Command {
 #[derive(Clone)]
 pub struct CallLog {
     tx: mpsc::UnboundedSender<Command>,
+    metrics: std::sync::Arc<super::metrics::Metrics>,
 }
 
 pub struct CallLogWorker {
@@ -35,14 +36,20 @@ impl CallLog {
     pub fn start(pool: PgPool) -> (CallLog, CallLogWorker) {
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = tokio::spawn(run(pool, rx));
-        (CallLog { tx }, CallLogWorker { handle })
+        (CallLog { tx, metrics: Default::default() }, CallLogWorker { handle })
     }
 
     /// Queues a row. Never blocks and never fails while the worker lives.
     pub fn record(&self, row: CallRecord) {
+        self.metrics.observe(&row);
         if self.tx.send(Command::Record(Box::new(row))).is_err() {
             tracing::error!("call log is closed; a row was dropped");
         }
+    }
+
+    /// What has been recorded so far, for `/metrics`.
+    pub fn metrics(&self) -> &super::metrics::Metrics {
+        &self.metrics
     }
 
     /// Waits until every row queued before this call is in the database.

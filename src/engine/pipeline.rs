@@ -36,6 +36,7 @@ use super::cache::{Cache, CacheControl, Entry, HitKind, Lookup, Probe};
 use super::call_log::CallLog;
 use super::classify::{Classification, Classifier};
 use super::escalation::{self, Signal};
+use super::experiments::{ExperimentCache, Variant};
 use super::limits::{self, Granted, LimitError, Limiter, Subjects};
 use super::pricing::{Catalog, ModelEntry, Usage};
 use super::providers::health::{Admission, Health, backoff};
@@ -107,6 +108,9 @@ pub struct ChatRequest {
     /// Whose cache entries this request may see: set for the widget;
     /// otherwise the API key, or `anonymous`.
     pub cache_scope: Option<String>,
+    /// The running experiment and the arm ("A" or "B") this ticket is in;
+    /// set by the pipeline.
+    pub experiment: Option<(Uuid, &'static str)>,
 }
 
 impl ChatRequest {
@@ -132,6 +136,7 @@ impl ChatRequest {
             subjects: Subjects::default(),
             cache: CacheControl::default(),
             cache_scope: None,
+            experiment: None,
         }
     }
 }
@@ -227,6 +232,7 @@ pub struct Pipeline {
     call_log: CallLog,
     limiter: Limiter,
     cache: Arc<Cache>,
+    experiments: Arc<ExperimentCache>,
     /// Generations in flight, so shutdown can let them finish.
     tasks: TaskTracker,
 }
@@ -255,10 +261,11 @@ impl Pipeline {
             catalog,
             providers: deps.providers,
             tokens: deps.tokens,
-            pool: deps.pool,
             call_log: deps.call_log,
             limiter: deps.limiter,
             cache: deps.cache,
+            experiments: Arc::new(ExperimentCache::new(deps.pool.clone())),
+            pool: deps.pool,
             tasks: TaskTracker::new(),
         })
     }
@@ -278,6 +285,14 @@ impl Pipeline {
     /// Whether `model` can be called here (its key is set, or it is local and loaded).
     pub fn is_available(&self, model: &str) -> bool {
         self.router.is_available(model)
+    }
+
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+
+    pub fn experiments(&self) -> &ExperimentCache {
+        &self.experiments
     }
 
     pub fn call_log(&self) -> &CallLog {
@@ -341,7 +356,7 @@ impl Pipeline {
         self.run(request).await
     }
 
-    pub async fn run(&self, request: ChatRequest) -> Result<mpsc::Receiver<ChatEvent>, PipelineError> {
+    pub async fn run(&self, mut request: ChatRequest) -> Result<mpsc::Receiver<ChatEvent>, PipelineError> {
         let started = Instant::now();
         // 1. validate
         if !request.messages.last().is_some_and(|m| m.role == Role::User || m.role == Role::Tool) {
@@ -350,6 +365,7 @@ impl Pipeline {
         // 2. limits and budgets, before any work
         let prompt = limits::estimate_tokens(request.messages.iter().map(|m| m.content.as_str()));
         let granted = self.limiter.admit(&request.subjects, prompt).await?;
+        self.apply_experiment(&mut request).await;
         // 3. cache
         let deterministic = request.temperature == Some(0.0);
         let lookup = self.cache.lookup(request.cache, deterministic, || cache_probe(&request)).await?;
@@ -457,14 +473,36 @@ impl Pipeline {
             attempt: 0,
             status: if call.result.is_ok() { CallStatus::Ok } else { CallStatus::Error }.to_string(),
             error: call.result.as_ref().err().cloned(),
-            experiment_id: None,
-            variant: None,
+            experiment_id: request.experiment.map(|e| e.0),
+            variant: request.experiment.map(|e| e.1.to_string()),
             properties: serde_json::Value::Object(request.properties.clone()),
             created_at: Utc::now(),
         });
         if call.result.is_ok() {
             self.health.record_success(&call.model.name, call.latency);
         }
+    }
+
+    /// Puts a routed ticket into the running experiment's arm: the arm may
+    /// fix the model or the tier. Requests that already chose are left alone.
+    async fn apply_experiment(&self, request: &mut ChatRequest) {
+        let (Some(ticket), ModelChoice::Auto, None, None) =
+            (request.ticket_id, &request.model, request.forced_tier, &request.router_candidates)
+        else {
+            return;
+        };
+        let Some(experiment) = self.experiments.running().await else { return };
+        let (arm, variant) = crate::engine::experiments::assign(&experiment, ticket);
+        match variant {
+            Variant::Routing => {}
+            Variant::Model(m) if self.catalog.get(m).is_some() => request.model = ModelChoice::Named(m.clone()),
+            Variant::Model(m) => {
+                tracing::warn!(model = %m, "experiment names a model not in the catalog; routing instead");
+                return;
+            }
+            Variant::Tier(t) => request.forced_tier = Some(*t),
+        }
+        request.experiment = Some((experiment.id, arm));
     }
 
     /// Serves a cached answer: streamed in pieces like a live one, stored in
@@ -530,8 +568,8 @@ impl Pipeline {
                 attempt: 1,
                 status: CallStatus::Ok.to_string(),
                 error: None,
-                experiment_id: None,
-                variant: None,
+                experiment_id: request.experiment.map(|e| e.0),
+                variant: request.experiment.map(|e| e.1.to_string()),
                 properties: serde_json::Value::Object(request.properties.clone()),
                 created_at: Utc::now(),
             });
@@ -760,10 +798,7 @@ impl Generation {
                 match self.try_model(&model, tier, &mut attempt_no, &tx).await {
                     Next::Done => return,
                     Next::Candidate(error) => last_error = error,
-                    Next::Give(message, kind) => {
-                        let _ = tx.send(ChatEvent::Failed { message, kind }).await;
-                        return;
-                    }
+                    Next::Give(message, kind) => return self.fail(&tx, message, kind).await,
                 }
                 if Instant::now() >= self.deadline {
                     break;
@@ -784,7 +819,20 @@ impl Generation {
         } else {
             format!("Sorry, no model could answer right now ({last_error}). Please try again.")
         };
-        let _ = tx.send(ChatEvent::Failed { message, kind: FailureKind::Unavailable }).await;
+        self.fail(&tx, message, FailureKind::Unavailable).await;
+    }
+
+    /// Ends a request that failed. A question nothing was written for is
+    /// marked unanswered in its ticket: the customer will send it again.
+    async fn fail(&self, tx: &mpsc::Sender<ChatEvent>, message: String, kind: FailureKind) {
+        if kind != FailureKind::Interrupted
+            && self.request.persist
+            && self.request.ticket_id.is_some()
+            && let Err(e) = messages::mark_unanswered(&self.ctx.pool, self.request.request_id).await
+        {
+            tracing::error!(error = %e, "could not mark the question unanswered");
+        }
+        let _ = tx.send(ChatEvent::Failed { message, kind }).await;
     }
 
     /// Attempts one candidate, retrying it while that may help.
@@ -1012,8 +1060,8 @@ impl Generation {
             attempt: attempt_no as i32,
             status: status.to_string(),
             error: attempt.error.as_ref().map(ToString::to_string),
-            experiment_id: None,
-            variant: None,
+            experiment_id: self.request.experiment.map(|e| e.0),
+            variant: self.request.experiment.map(|e| e.1.to_string()),
             properties: serde_json::Value::Object(self.request.properties.clone()),
             created_at: Utc::now(),
         });

@@ -2,6 +2,8 @@
 //! OpenAI-compatible API (`/v1`), and `/healthz`. `build_app` is apart from
 //! serving so tests can drive it with `oneshot` and no port.
 
+pub mod admin_session;
+mod export;
 pub mod openai;
 
 use axum::Router;
@@ -37,16 +39,23 @@ pub fn build_app(state: AppState) -> Router {
     // leptos_axum provides the router state (`AppState`) as context to
     // every page and server function; nothing more to add here.
     let pages = Router::new()
+        .route("/admin/export.csv", get(export::export_csv))
         .leptos_routes(&state, routes, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::map_response(server_fn_error_status))
+        .layer(middleware::from_fn_with_state(state.clone(), admin_session::layer))
         .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY))
         .layer(sessions);
     // `/v1` has its own body limit and OpenAI-shaped errors, and no cookies.
-    Router::new().route("/healthz", get(healthz)).merge(openai::routes()).merge(pages).with_state(state)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(openai::routes())
+        .merge(pages)
+        .with_state(state)
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -58,6 +67,20 @@ async fn healthz(State(state): State<AppState>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// Prometheus metrics. Behind a bearer token when `admin.metrics_token` is
+/// set; otherwise open (bind Triage to a private network, or set a token).
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(token) = &state.config.admin.metrics_token {
+        let given =
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.expose().as_str()) {
+            return (StatusCode::UNAUTHORIZED, "metrics need the bearer token\n").into_response();
+        }
+    }
+    let body = state.pipeline.call_log().metrics().render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 /// Gives a server function's error the right status. The server-fn runtime

@@ -52,6 +52,43 @@ pub async fn for_ticket(db: impl PgExecutor<'_>, ticket_id: Uuid) -> Result<Vec<
     .await
 }
 
+/// A message as the customer sees it again: with the verdict they gave.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HistoryMessage {
+    pub id: Uuid,
+    pub role: String,
+    pub content: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub rating: Option<i16>,
+    pub comment: Option<String>,
+}
+
+/// The conversation for the customer, oldest first. A question that got no
+/// answer at all (status `error`) stays in the records but is not shown:
+/// its text went back into the customer's message box.
+pub async fn history(db: impl PgExecutor<'_>, ticket_id: Uuid) -> Result<Vec<HistoryMessage>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT m.id, m.role, m.content, m.status, m.created_at, f.rating, f.comment
+         FROM messages m LEFT JOIN feedback f ON f.message_id = m.id
+         WHERE m.ticket_id = $1 AND m.role <> 'system' AND NOT (m.role = 'user' AND m.status = 'error')
+         ORDER BY m.created_at, m.id",
+    )
+    .bind(ticket_id)
+    .fetch_all(db)
+    .await
+}
+
+/// Marks a request's question as unanswered (every model failed before a
+/// word was written), so it is neither shown again nor sent as context.
+pub async fn mark_unanswered(db: impl PgExecutor<'_>, request_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE messages SET status = 'error' WHERE request_id = $1 AND role = 'user'")
+        .bind(request_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// The latest `limit` messages, oldest first (the model's context window).
 pub async fn recent(db: impl PgExecutor<'_>, ticket_id: Uuid, limit: i64) -> Result<Vec<Message>, sqlx::Error> {
     sqlx::query_as(

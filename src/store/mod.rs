@@ -2,8 +2,15 @@
 //! so callers choose a pool or a transaction. Nothing here knows about the
 //! engine or the web layers.
 
+pub mod admins;
+pub mod alerts;
+pub mod analytics;
 pub mod api_keys;
 pub mod cache;
+pub mod demo;
+pub mod experiments;
+pub mod feedback;
+pub mod labels;
 pub mod limits;
 pub mod llm_calls;
 pub mod messages;

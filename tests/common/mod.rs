@@ -105,6 +105,7 @@ pub fn app_state(pool: &PgPool, engine: &TestEngine) -> AppState {
         pool: pool.clone(),
         pipeline: engine.pipeline.clone(),
         keys: Default::default(),
+        retrain: Default::default(),
     }
 }
 

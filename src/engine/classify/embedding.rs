@@ -96,6 +96,11 @@ impl EmbeddingClassifier {
         EmbeddingClassifier { minilm, table, artifact: std::sync::RwLock::new(artifact) }
     }
 
+    /// The decision biases in use (set by `triage calibrate`).
+    pub fn artifact_bias(&self) -> [f32; 3] {
+        self.artifact.read().expect("artifact lock").bias
+    }
+
     /// Swaps in a retrained head without a restart.
     pub fn replace_artifact(&self, artifact: Artifact) {
         *self.artifact.write().expect("artifact lock") = artifact;

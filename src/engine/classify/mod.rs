@@ -55,6 +55,16 @@ pub struct LlmSettings {
 }
 
 impl Classifier {
+    /// The embedding classifier in use, directly or as the LLM classifier's
+    /// fallback (what `retrain` updates).
+    pub fn embedding(&self) -> Option<&Arc<embedding::EmbeddingClassifier>> {
+        match self {
+            Classifier::Embedding(e) => Some(e),
+            Classifier::Llm(s) | Classifier::Cascade(s) => s.fallback.embedding(),
+            Classifier::Heuristic => None,
+        }
+    }
+
     pub fn kind(&self) -> ClassifierKind {
         match self {
             Classifier::Heuristic => ClassifierKind::Heuristic,

@@ -172,6 +172,32 @@ pub fn train_and_save(paths: &super::embedding::Paths, examples: &[Example]) -> 
     Ok(artifact)
 }
 
+/// Retrains on `examples` (the shipped data plus admin labels). When `live`
+/// is the running classifier, the new head replaces its old one at once
+/// (keeping the calibrated biases); the artifact is saved either way, so a
+/// restart or a switch to the embedding classifier picks it up.
+pub fn retrain(
+    live: Option<&EmbeddingClassifier>,
+    paths: &super::embedding::Paths,
+    examples: &[Example],
+) -> Result<Artifact, TrainError> {
+    let mut artifact = match live {
+        Some(c) => train(&c.minilm, &c.table, examples)?,
+        None => {
+            let (minilm, table) = EmbeddingClassifier::load_parts(paths)?;
+            train(&minilm, &table, examples)?
+        }
+    };
+    if let Some(c) = live {
+        artifact.bias = c.artifact_bias();
+    }
+    save(&paths.artifact, &artifact)?;
+    if let Some(c) = live {
+        c.replace_artifact(artifact.clone());
+    }
+    Ok(artifact)
+}
+
 pub fn save(path: &Path, artifact: &Artifact) -> Result<(), TrainError> {
     let json = serde_json::to_string(artifact).map_err(|e| TrainError::Read("artifact".into(), e.to_string()))?;
     std::fs::write(path, json).map_err(|e| TrainError::Read(path.display().to_string(), e.to_string()))
