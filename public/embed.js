@@ -86,6 +86,10 @@
   document.addEventListener('keydown', function (e) {
     if (e.key === 'Escape' && panel.classList.contains('open')) close();
   });
+  // Escape pressed inside the chat (the iframe has the focus then)
+  window.addEventListener('message', function (e) {
+    if (e.origin === origin && e.data === 'triage:close' && panel.classList.contains('open')) close();
+  });
 
   function mount() {
     document.body.appendChild(panel);

@@ -126,14 +126,14 @@ async fn a_running_experiment_splits_tickets_and_records_each_arm(pool: PgPool) 
             .await;
     }
     e.call_log.flush().await;
-    let rows: Vec<(Option<Uuid>, Uuid, Option<String>, Option<Uuid>, String)> = sqlx::query_as(
-        "SELECT ticket_id, request_id, variant, experiment_id, model FROM llm_calls WHERE kind = 'generate'",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    type Row = (Option<Uuid>, Option<String>, Option<Uuid>, String);
+    let rows: Vec<Row> =
+        sqlx::query_as("SELECT ticket_id, variant, experiment_id, model FROM llm_calls WHERE kind = 'generate'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert_eq!(rows.len(), 6);
-    for (ticket, _, variant, experiment_id, model) in rows {
+    for (ticket, variant, experiment_id, model) in rows {
         let arm = arms[&ticket.unwrap()];
         assert_eq!(experiment_id, Some(experiment.id));
         assert_eq!(variant.as_deref(), Some(arm));

@@ -32,7 +32,7 @@ test('sign in, filter the overview by tier, open a ticket and see its flow and c
   // a ticket with a classification, a routing decision and a cost.
   const chat = await openChat(context);
   await chat.fill('#chat-input', 'My deploy fails with this traceback:\n```\nTraceback (most recent call last):\n  File "deploy.py", line 9\nKeyError: region\n```');
-  await chat.click('button[type=submit]');
+  await chat.click('[data-testid=send]');
   await lastAnswerDone(chat, 60_000);
   const ticket = await chat.locator('[data-testid=ticket-ref]').textContent();
 

@@ -16,7 +16,7 @@ test('a message is answered token by token by the local model, kept on reload, a
   await page.waitForTimeout(2_000);
   await page.fill('#chat-input', 'What are your opening hours?');
   const sentAt = Date.now();
-  await page.click('button[type=submit]');
+  await page.click('[data-testid=send]');
 
   // Watch the answer grow: a streamed answer is seen at several lengths.
   const answer = page.locator('article.assistant').last();
@@ -75,7 +75,7 @@ test('a message is answered token by token by the local model, kept on reload, a
 test('an empty message gets a friendly line and sends nothing', async () => {
   const context = await browser.newContext();
   const page = await openChat(context);
-  await page.click('button[type=submit]');
+  await page.click('[data-testid=send]');
   await page.locator('[data-testid=chat-error]').waitFor();
   assert.match(await page.locator('[data-testid=chat-error]').textContent(), /type a message/i);
   assert.equal(await page.locator('article').count(), 0);
@@ -87,7 +87,7 @@ test('a message over the limit is refused with a clear error and the text is kep
   const page = await openChat(context);
   const long = 'a'.repeat(9000);
   await page.fill('#chat-input', long);
-  await page.click('button[type=submit]');
+  await page.click('[data-testid=send]');
   await page.locator('[data-testid=chat-error]').waitFor();
   assert.match(await page.locator('[data-testid=chat-error]').textContent(), /too long/i);
   assert.equal((await page.inputValue('#chat-input')).length, long.length);

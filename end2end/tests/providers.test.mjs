@@ -13,7 +13,7 @@ test('a complex question is answered through a remote provider and costed from i
   const page = await openChat(context);
   const question = 'My app crashes on start, here is the traceback:\n```\nTraceback (most recent call last):\n  File "app.py", line 3\nValueError: bad value\n```';
   await page.fill('#chat-input', question);
-  await page.click('button[type=submit]');
+  await page.click('[data-testid=send]');
   const answer = page.locator('article.assistant').last();
   await page.waitForFunction(() => {
     const a = [...document.querySelectorAll('article.assistant')].pop();

@@ -20,7 +20,7 @@ test('markup from the customer and from the model is inert; code can be copied; 
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
 
   await page.fill('#chat-input', HOSTILE_QUESTION);
-  await page.click('button[type=submit]');
+  await page.click('[data-testid=send]');
   const answer = await lastAnswerDone(page, 60_000);
   assert.match(await answer.locator('.meta').textContent(), /fake\/premium/);
 
@@ -56,7 +56,8 @@ test('markup from the customer and from the model is inert; code can be copied; 
   await answer.locator('[data-testid=feedback-send]').click();
   await waitFor(() => feedbackRow()?.[1] === 'The link did nothing.', 'comment stored');
   assert.deepEqual(feedbackRow(), ['-1', 'The link did nothing.', 'fake/premium', 'premium']);
-  assert.equal(sql('SELECT count(*) FROM feedback')[0][0], '1', 'a changed verdict replaces the first one');
+  assert.equal(sql(`SELECT count(*) FROM feedback WHERE ticket_id = (SELECT ticket_id FROM feedback ORDER BY updated_at DESC LIMIT 1)`)[0][0], '1',
+    'a changed verdict replaces the first one');
 
   // A reload shows the verdict the customer gave.
   await page.reload();
@@ -74,17 +75,17 @@ test('a rate-limited customer sees when they can send again, and keeps their tex
   // Empty this client's bucket, as many quick messages would.
   sql("UPDATE rate_limit_buckets SET tokens = 0, updated_at = now() WHERE bucket LIKE 'ip:%'");
   await page.fill('#chat-input', 'Do you ship to Canada?');
-  await page.click('button[type=submit]');
+  await page.click('[data-testid=send]');
   const notice = page.locator('[data-testid=chat-error]');
   await notice.waitFor();
   assert.match(await notice.textContent(), /You can send again in [1-9]\d* s\./);
   assert.equal(await page.inputValue('#chat-input'), 'Do you ship to Canada?');
   assert.equal(await page.locator('article').count(), 0, 'nothing was added to the conversation');
-  assert.ok(await page.locator('button[type=submit]').isDisabled(), 'sending waits for the limit');
+  assert.ok(await page.locator('[data-testid=send]').isDisabled(), 'sending waits for the limit');
   await page.screenshot({ path: SHOTS + 'widget-rate-limited.png' });
   // The countdown ends by itself and sending works again.
   await notice.waitFor({ state: 'detached', timeout: 10_000 });
-  assert.ok(await page.locator('button[type=submit]').isEnabled());
+  assert.ok(await page.locator('[data-testid=send]').isEnabled());
   await context.close();
 });
 
@@ -108,7 +109,7 @@ test('"Stop" ends an answer; the call is recorded as cancelled', async () => {
   const page = await openChat(context);
   await page.waitForTimeout(1_000);
   await page.fill('#chat-input', 'Can you explain in detail how refunds work for orders paid by card?');
-  await page.click('button[type=submit]');
+  await page.click('[data-testid=send]');
   await page.waitForFunction(() => {
     const a = [...document.querySelectorAll('article.assistant')].pop();
     return a && /streaming/.test(a.className);
@@ -116,9 +117,9 @@ test('"Stop" ends an answer; the call is recorded as cancelled', async () => {
   await page.click('[data-testid=stop]');
   await page.waitForFunction(() => /stopped/.test([...document.querySelectorAll('article.assistant')].pop()?.className ?? ''));
   assert.match(await page.locator('article.assistant .meta').last().textContent(), /stopped/);
-  await page.locator('button[type=submit]').waitFor();
+  await page.locator('[data-testid=send]').waitFor();
   const reference = await page.locator('[data-testid=ticket-ref]').textContent();
-  await waitFor(() => sql(`SELECT status FROM llm_calls c JOIN tickets t ON t.id = c.ticket_id
+  await waitFor(() => sql(`SELECT c.status FROM llm_calls c JOIN tickets t ON t.id = c.ticket_id
       WHERE upper(substr(replace(t.id::text, '-', ''), 1, 8)) = '${reference.slice(2)}' AND c.kind = 'generate'`)
     .map((r) => r[0]).join() === 'cancelled', 'one cancelled call row');
   await context.close();
@@ -140,7 +141,7 @@ test('the one-line embed snippet adds a working chat to a plain page', async () 
   const header = await frame.locator('.chat-header').evaluate((e) => getComputedStyle(e).backgroundColor);
   assert.equal(header, 'rgb(15, 118, 110)');
   await frame.locator('#chat-input').fill('What are your opening hours?');
-  await frame.locator('button[type=submit]').click();
+  await frame.locator('[data-testid=send]').click();
   await frame.locator('article.assistant .feedback').waitFor({ timeout: 120_000 });
   assert.ok((await frame.locator('article.assistant .text').textContent()).trim().length > 5);
   await page.screenshot({ path: SHOTS + 'embed-open.png' });
@@ -173,7 +174,7 @@ test('without JavaScript, history is readable and a message can be sent', async 
   const page = await context.newPage();
   await page.goto(BASE + '/');
   await page.fill('#chat-input', 'Where can I find my invoice?');
-  await Promise.all([page.waitForURL(BASE + '/', { timeout: 120_000 }), page.click('button[type=submit]')]);
+  await Promise.all([page.waitForURL(BASE + '/', { timeout: 120_000 }), page.click('[data-testid=send]')]);
   const texts = await page.locator('article .text').allTextContents();
   assert.equal(texts.length, 2, `expected the question and its answer, got ${JSON.stringify(texts)}`);
   assert.equal(texts[0].trim(), 'Where can I find my invoice?');

@@ -133,11 +133,8 @@ fn end(out: &mut String, tag: TagEnd, links: &mut Vec<bool>, table_head: &mut bo
         TagEnd::Emphasis => out.push_str("</em>"),
         TagEnd::Strong => out.push_str("</strong>"),
         TagEnd::Strikethrough => out.push_str("</del>"),
-        TagEnd::Link => {
-            if links.pop().unwrap_or(false) {
-                out.push_str("</a>");
-            }
-        }
+        // a refused link's text stays, without its closing tag
+        TagEnd::Link if links.pop().unwrap_or(false) => out.push_str("</a>"),
         TagEnd::Image => out.push_str("</span>"),
         TagEnd::Table => out.push_str("</tbody></table>"),
         TagEnd::TableHead => {

@@ -109,7 +109,7 @@ pub fn Lines(
     format: fn(f64) -> String,
 ) -> impl IntoView {
     let n = labels.len().max(1);
-    let max = nice_max(series.iter().flat_map(|s| s.values.iter().copied()).fold(0.0, f64::max));
+    let max = nice_max(series.iter().flat_map(|s| s.values.iter().copied()).filter(|v| v.is_finite()).fold(0.0, f64::max));
     let step = if n > 1 { (W - LEFT - 10.0) / (n - 1) as f64 } else { 0.0 };
     let scale = (H - BOTTOM - TOP) / max;
     let paths = series
@@ -119,6 +119,8 @@ pub fn Lines(
                 .values
                 .iter()
                 .enumerate()
+                // a missing value (NaN) is skipped: the line joins its neighbours
+                .filter(|(_, v)| v.is_finite())
                 .map(|(i, v)| format!("{:.1},{:.1}", LEFT + 5.0 + step * i as f64, H - BOTTOM - v * scale))
                 .collect();
             view! { <polyline points=points.join(" ") class=format!("line {}", s.class)><title>{s.name.clone()}</title></polyline> }

@@ -90,12 +90,12 @@ fn OverviewBody(o: Overview) -> impl IntoView {
         Series {
             name: "p50".into(),
             class: "s-p50".into(),
-            values: per_day(&o.daily_total, &days, |p| p.latency_p50_ms.unwrap_or(0.0)),
+            values: per_day(&o.daily_total, &days, f64::NAN, |p| p.latency_p50_ms.unwrap_or(f64::NAN)),
         },
         Series {
             name: "p95".into(),
             class: "s-p95".into(),
-            values: per_day(&o.daily_total, &days, |p| p.latency_p95_ms.unwrap_or(0.0)),
+            values: per_day(&o.daily_total, &days, f64::NAN, |p| p.latency_p95_ms.unwrap_or(f64::NAN)),
         },
     ];
     let labels: Vec<String> = days.iter().map(|d| d[5..].to_string()).collect();
@@ -107,8 +107,8 @@ fn OverviewBody(o: Overview) -> impl IntoView {
             }).collect_view()}
         </section>
         <section class="charts">
-            <StackedBars title="Cost per tier per day (USD)" labels=labels.clone() series=tier_series format=|v| format!("${v:.2}")/>
-            <StackedBars title="Model mix per day (calls)" labels=labels.clone() series=model_series format=|v| format!("{v:.0}")/>
+            <StackedBars title="Cost per tier per day (USD)" labels=labels.clone() series=tier_series format=usd_tick/>
+            <StackedBars title="Model mix per day (calls)" labels=labels.clone() series=model_series format=count_tick/>
             <Lines title="Latency per day" labels=labels series=latency format=|v| format!("{v:.0} ms")/>
             <Shares title="Model mix (calls)" items=mix/>
         </section>
@@ -120,6 +120,14 @@ fn OverviewBody(o: Overview) -> impl IntoView {
         <BreakdownTable rows=o.by_complexity.clone() first="Complexity" testid="by-complexity"/>
     }
     .into_any()
+}
+
+fn usd_tick(v: f64) -> String {
+    if v >= 1.0 || v == 0.0 { format!("${v:.2}") } else { format!("${v:.4}") }
+}
+
+fn count_tick(v: f64) -> String {
+    if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.1}") }
 }
 
 fn compact(n: i64) -> String {
@@ -145,9 +153,10 @@ fn day_labels(o: &Overview) -> Vec<String> {
     days
 }
 
-fn per_day(points: &[DailyPoint], days: &[String], value: impl Fn(&DailyPoint) -> f64) -> Vec<f64> {
+/// One value per day of the range; `missing` for a day without calls.
+fn per_day(points: &[DailyPoint], days: &[String], missing: f64, value: impl Fn(&DailyPoint) -> f64) -> Vec<f64> {
     let by_day: BTreeMap<String, f64> = points.iter().map(|p| (p.day.to_string(), value(p))).collect();
-    days.iter().map(|d| by_day.get(d).copied().unwrap_or(0.0)).collect()
+    days.iter().map(|d| by_day.get(d).copied().unwrap_or(missing)).collect()
 }
 
 fn series_by_key(
@@ -160,7 +169,7 @@ fn series_by_key(
     keys.into_iter()
         .map(|k| {
             let mine: Vec<DailyPoint> = points.iter().filter(|p| p.key == k).cloned().collect();
-            Series { name: k.to_string(), class: class(k), values: per_day(&mine, days, &value) }
+            Series { name: k.to_string(), class: class(k), values: per_day(&mine, days, 0.0, &value) }
         })
         .collect()
 }

@@ -125,7 +125,7 @@ fn Item(item: ReviewItemView, on_label: impl Fn() + Copy + Send + Sync + 'static
     };
     let mut why = Vec::new();
     if item.rating == Some(-1) {
-        why.push("👎 thumbs down".to_string());
+        why.push("thumbs down".to_string());
     }
     if item.escalated {
         why.push("escalated to a person".to_string());

@@ -60,8 +60,8 @@ fn Flow(flow: TicketFlow) -> impl IntoView {
 fn Turn(n: usize, turn: TurnView) -> impl IntoView {
     let classification = turn.calls.iter().find(|c| c.complexity.is_some()).cloned();
     let verdict = match turn.rating {
-        Some(1) => Some("👍 helpful"),
-        Some(_) => Some("👎 not helpful"),
+        Some(1) => Some("thumbs up"),
+        Some(_) => Some("thumbs down"),
         None => None,
     };
     view! {

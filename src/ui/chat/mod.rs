@@ -101,6 +101,15 @@ pub fn WidgetPage() -> impl IntoView {
     let title = query.with_untracked(|q| q.get("title")).filter(|t| !t.trim().is_empty()).unwrap_or("Support".into());
     let title: String = title.chars().take(60).collect();
     let accent = query.with_untracked(|q| q.get("color")).filter(|c| is_hex_colour(c)).unwrap_or(DEFAULT_ACCENT.into());
+    // Escape inside the iframe closes the panel around it (public/embed.js).
+    #[cfg(feature = "hydrate")]
+    let _ = window_event_listener(leptos::ev::keydown, |ev| {
+        if ev.key() == "Escape"
+            && let Some(parent) = web_sys::window().and_then(|w| w.parent().ok().flatten())
+        {
+            let _ = parent.post_message(&wasm_bindgen::JsValue::from_str("triage:close"), "*");
+        }
+    });
     view! {
         <Title text=title.clone()/>
         <main class="chat-page embedded">
@@ -420,7 +429,7 @@ fn ChatBox(conversation: Conversation, title: String, accent: String, embedded: 
                 <Show
                     when=move || busy.get()
                     fallback=move || view! {
-                        <button class="button primary" type="submit" disabled=move || cooldown.get() > 0>"Send"</button>
+                        <button class="button primary" type="submit" disabled=move || { cooldown.get() > 0 } data-testid="send">"Send"</button>
                     }
                 >
                     <button class="button" type="button" on:click=stop_answer data-testid="stop">"Stop"</button>
@@ -561,7 +570,13 @@ fn Feedback(
             }
         });
     };
-    let thumb = move |value: i16, label: &'static str, icon: &'static str, testid: &'static str| {
+    let thumb = move |value: i16, label: &'static str, testid: &'static str| {
+        // feather-style thumbs: an emoji font is not on every machine
+        let path = if value > 0 {
+            "M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3zM7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3"
+        } else {
+            "M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3zm7-13h2.67A2.31 2.31 0 0 1 22 4v7a2.31 2.31 0 0 1-2.33 2H17"
+        };
         view! {
             <button
                 type="button"
@@ -573,14 +588,14 @@ fn Feedback(
                 data-testid=testid
                 on:click=move |_| rate(value)
             >
-                {icon}
+                <svg viewBox="0 0 24 24" aria-hidden="true"><path d=path/></svg>
             </button>
         }
     };
     view! {
         <div class="feedback">
-            {thumb(1, "Helpful", "👍", "thumbs-up")}
-            {thumb(-1, "Not helpful", "👎", "thumbs-down")}
+            {thumb(1, "Helpful", "thumbs-up")}
+            {thumb(-1, "Not helpful", "thumbs-down")}
             <Show when=move || asking.get()>
                 <form class="comment" on:submit=send_comment>
                     <label class="sr-only" for=move || format!("comment-{}", id.get().unwrap_or_default())>
