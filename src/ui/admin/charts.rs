@@ -109,7 +109,8 @@ pub fn Lines(
     format: fn(f64) -> String,
 ) -> impl IntoView {
     let n = labels.len().max(1);
-    let max = nice_max(series.iter().flat_map(|s| s.values.iter().copied()).filter(|v| v.is_finite()).fold(0.0, f64::max));
+    let max =
+        nice_max(series.iter().flat_map(|s| s.values.iter().copied()).filter(|v| v.is_finite()).fold(0.0, f64::max));
     let step = if n > 1 { (W - LEFT - 10.0) / (n - 1) as f64 } else { 0.0 };
     let scale = (H - BOTTOM - TOP) / max;
     let paths = series
