@@ -24,11 +24,23 @@ pub struct Seed {
 pub async fn seed(pool: &PgPool, seed: Seed, replace: bool) -> Result<i64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     if replace {
-        sqlx::query("DELETE FROM tickets WHERE id IN (SELECT DISTINCT ticket_id FROM llm_calls WHERE classifier = $1)")
-            .bind(CLASSIFIER)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM llm_calls WHERE classifier = $1").bind(CLASSIFIER).execute(&mut *tx).await?;
+        // Calls first (their trigger takes them out of the rollups with the
+        // verdicts they had); their tickets' feedback then has no calls left
+        // to move, so its row trigger is off for the bulk delete.
+        for statement in [
+            "CREATE TEMP TABLE demo_tickets ON COMMIT DROP AS
+             SELECT DISTINCT ticket_id AS id FROM llm_calls WHERE classifier = $1 AND ticket_id IS NOT NULL",
+            "DELETE FROM llm_calls WHERE classifier = $1",
+        ] {
+            sqlx::query(statement).bind(CLASSIFIER).execute(&mut *tx).await?;
+        }
+        for statement in [
+            "ALTER TABLE feedback DISABLE TRIGGER feedback_rollup",
+            "DELETE FROM tickets WHERE id IN (SELECT id FROM demo_tickets)",
+            "ALTER TABLE feedback ENABLE TRIGGER feedback_rollup",
+        ] {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
     }
     let salt: i64 = rand::random::<u32>() as i64;
     // One temporary row per request: everything else derives from it.
@@ -97,6 +109,38 @@ pub async fn seed(pool: &PgPool, seed: Seed, replace: bool) -> Result<i64, sqlx:
     )
     .execute(&mut *tx)
     .await?;
+    // Questions and answers for the feedback to hang on (only where a
+    // verdict was given: the text of a million answers would say nothing).
+    sqlx::query(
+        "INSERT INTO messages (id, ticket_id, role, content, request_id, status, created_at, tier)
+         SELECT md5('demo-q-' || request_id)::uuid, ticket_id, 'user',
+                CASE complexity WHEN 'simple' THEN 'What are your opening hours on weekends?'
+                     WHEN 'medium' THEN 'I was charged twice for order 4417, can you refund one of them?'
+                     ELSE 'Our SSO login loops back to the start page after the SAML assertion since the upgrade.' END,
+                request_id, 'ok', at - interval '1 second', NULL
+         FROM demo_requests WHERE r_fb < 0.09
+         UNION ALL
+         SELECT md5('demo-a-' || request_id)::uuid, ticket_id, 'assistant', 'Thanks for reaching out — here is what to do…',
+                request_id, 'ok', at, tier
+         FROM demo_requests WHERE r_fb < 0.09",
+    )
+    .execute(&mut *tx)
+    .await?;
+    // Happier with well-routed answers than with complex questions sent low.
+    sqlx::query(
+        "INSERT INTO feedback (id, message_id, ticket_id, request_id, rating, comment, created_at, updated_at)
+         SELECT md5('demo-f-' || request_id)::uuid, md5('demo-a-' || request_id)::uuid, ticket_id, request_id,
+                CASE WHEN r_happy < CASE WHEN complexity = 'complex' AND tier <> 'premium' THEN 0.35
+                                         WHEN tier = 'premium' THEN 0.9 WHEN tier = 'balanced' THEN 0.85 ELSE 0.8 END
+                     THEN 1 ELSE -1 END,
+                CASE WHEN r_route < 0.2 THEN 'The answer did not solve my problem.' END,
+                at + interval '1 minute', at + interval '1 minute'
+         FROM demo_requests WHERE r_fb < 0.09",
+    )
+    .execute(&mut *tx)
+    .await?;
+    // The calls last: the insert trigger files each under the verdict its
+    // request already has (a verdict given later moves it, row by row).
     let columns = "id, request_id, ticket_id, user_id, kind, classifier, complexity, confidence, reason, tier, policy,
         model, provider, input_tokens, output_tokens, cost_micros, saved_micros, latency_ms, ttft_ms, cache_status,
         attempt, status, error, properties, created_at";
@@ -142,36 +186,6 @@ pub async fn seed(pool: &PgPool, seed: Seed, replace: bool) -> Result<i64, sqlx:
     .execute(&mut *tx)
     .await?
     .rows_affected() as i64;
-    // Questions and answers for the feedback to hang on (only where a
-    // verdict was given: the text of a million answers would say nothing).
-    sqlx::query(
-        "INSERT INTO messages (id, ticket_id, role, content, request_id, status, created_at, tier)
-         SELECT md5('demo-q-' || request_id)::uuid, ticket_id, 'user',
-                CASE complexity WHEN 'simple' THEN 'What are your opening hours on weekends?'
-                     WHEN 'medium' THEN 'I was charged twice for order 4417, can you refund one of them?'
-                     ELSE 'Our SSO login loops back to the start page after the SAML assertion since the upgrade.' END,
-                request_id, 'ok', at - interval '1 second', NULL
-         FROM demo_requests WHERE r_fb < 0.09
-         UNION ALL
-         SELECT md5('demo-a-' || request_id)::uuid, ticket_id, 'assistant', 'Thanks for reaching out — here is what to do…',
-                request_id, 'ok', at, tier
-         FROM demo_requests WHERE r_fb < 0.09",
-    )
-    .execute(&mut *tx)
-    .await?;
-    // Happier with well-routed answers than with complex questions sent low.
-    sqlx::query(
-        "INSERT INTO feedback (id, message_id, ticket_id, request_id, rating, comment, created_at, updated_at)
-         SELECT md5('demo-f-' || request_id)::uuid, md5('demo-a-' || request_id)::uuid, ticket_id, request_id,
-                CASE WHEN r_happy < CASE WHEN complexity = 'complex' AND tier <> 'premium' THEN 0.35
-                                         WHEN tier = 'premium' THEN 0.9 WHEN tier = 'balanced' THEN 0.85 ELSE 0.8 END
-                     THEN 1 ELSE -1 END,
-                CASE WHEN r_route < 0.2 THEN 'The answer did not solve my problem.' END,
-                at + interval '1 minute', at + interval '1 minute'
-         FROM demo_requests WHERE r_fb < 0.09",
-    )
-    .execute(&mut *tx)
-    .await?;
     tx.commit().await?;
     // fresh statistics, or the planner guesses from an empty table
     for table in ["llm_calls", "feedback", "messages", "tickets", "call_rollups"] {
