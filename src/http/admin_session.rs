@@ -18,6 +18,7 @@ use tower_sessions::session::Id;
 use tower_sessions::{Expiry, Session};
 
 use crate::api::AppError;
+use crate::api::filter::encode;
 use crate::state::AppState;
 use crate::store::sessions::PgSessionStore;
 
@@ -61,7 +62,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
                 return AppError::Unauthorized.into_response_with_status();
             }
             let next = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/admin");
-            return Redirect::to(&format!("{LOGIN_PATH}?next={}", urlencode(next))).into_response();
+            return Redirect::to(&format!("{LOGIN_PATH}?next={}", encode(next))).into_response();
         }
     }
 
@@ -132,15 +133,6 @@ fn append_cookie(res: &mut Response, cookie: &Cookie<'_>) {
     }
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +165,6 @@ mod tests {
 
     #[test]
     fn next_is_encoded() {
-        assert_eq!(urlencode("/admin/requests?tier=budget&x=1"), "/admin/requests%3Ftier%3Dbudget%26x%3D1");
+        assert_eq!(encode("/admin/requests?tier=budget&x=1"), "/admin/requests%3Ftier%3Dbudget%26x%3D1");
     }
 }
