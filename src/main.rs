@@ -108,10 +108,25 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Custom properties rolled up for fast dashboard filters.
+    Rollups {
+        #[command(subcommand)]
+        action: RollupsAction,
+    },
     /// Manage dashboard admins.
     Admin {
         #[command(subcommand)]
         action: AdminAction,
+    },
+    /// Research aid: the classifier's inputs for labeled JSON lines, one
+    /// JSON line each (token ids, static and full MiniLM embeddings, shape
+    /// features), for trying heads outside the server.
+    #[command(hide = true)]
+    Embed {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = classify::embedding::FULL_MAX_TOKENS)]
+        max_tokens: usize,
     },
     /// Train the embedding classifier's head and save it in the models directory.
     Train {
@@ -119,6 +134,17 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum RollupsAction {
+    /// Roll up a property key (filters on it then read rollups, not calls);
+    /// rolls up the calls already stored. Best for keys with few values.
+    AddProperty { key: String },
+    /// Stop rolling up a property key and drop its rollups.
+    RemoveProperty { key: String },
+    /// The rolled-up property keys.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -189,9 +215,11 @@ async fn main() -> ExitCode {
             run_eval(&config, &data, classifier.unwrap_or(config.classifier.kind), threshold).await
         }
         Command::Train { data } => run_train(&config, data),
+        Command::Embed { data, max_tokens } => run_embed(&config, &data, max_tokens),
         Command::Keys { action } => run_keys(&config, action).await,
         Command::BenchDashboard { runs } => run_bench_dashboard(&config, runs).await,
         Command::DemoSeed { calls, days, replace } => run_demo_seed(&config, calls, days, replace).await,
+        Command::Rollups { action } => run_rollups(&config, action).await,
         Command::Admin { action: AdminAction::Create { username } } => run_admin_create(&config, &username).await,
         Command::CacheEval { pairs, threshold, show_errors } => {
             run_cache_eval(&config, &pairs, threshold.unwrap_or(config.cache.semantic_threshold), show_errors)
@@ -343,6 +371,32 @@ async fn run_demo_seed(config: &Config, calls: i64, days: i64, replace: bool) ->
     Ok(())
 }
 
+async fn run_rollups(config: &Config, action: RollupsAction) -> Result<(), String> {
+    use triage::store::analytics;
+    let pool = triage::store::connect_and_migrate(config.database_url.expose(), 2).await.map_err(|e| e.to_string())?;
+    match action {
+        RollupsAction::AddProperty { key } => {
+            let started = std::time::Instant::now();
+            let added = analytics::add_rollup_property(&pool, &key).await.map_err(|e| e.to_string())?;
+            if added {
+                eprintln!("rollups: `{key}` rolled up ({:.1} s)", started.elapsed().as_secs_f64());
+            } else {
+                eprintln!("rollups: `{key}` was already rolled up");
+            }
+        }
+        RollupsAction::RemoveProperty { key } => {
+            let removed = analytics::remove_rollup_property(&pool, &key).await.map_err(|e| e.to_string())?;
+            eprintln!("rollups: `{key}` {}", if removed { "removed" } else { "was not rolled up" });
+        }
+        RollupsAction::List => {
+            for key in analytics::rollup_properties(&pool).await.map_err(|e| e.to_string())? {
+                println!("{key}");
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn run_bench_dashboard(config: &Config, runs: usize) -> Result<(), String> {
     use triage::api::admin::{load_overview, load_requests, load_ticket_flow};
     use triage::api::filter::CallFilter;
@@ -406,6 +460,13 @@ async fn run_bench_dashboard(config: &Config, runs: usize) -> Result<(), String>
     let budget = f("tier", "budget");
     report("requests page 40, tier=budget", time(runs, || load_requests(&pool, &budget, "time", true, 40)).await?);
     report("ticket flow", time(runs, || load_ticket_flow(&pool, &reference)).await?);
+    let queue = || async { Ok::<_, triage::api::AppError>(triage::store::labels::queue(&pool, 0.6, false, 50).await?) };
+    report("review queue", time(runs, queue).await?);
+    for metric in ["spend_hour", "spend_day", "error_rate", "p95_latency"] {
+        let m = triage::engine::alerts::Metric::parse(metric).ok_or("unknown metric")?;
+        let measure = || async { Ok::<_, triage::api::AppError>(triage::engine::alerts::measure(&pool, m).await?) };
+        report(&format!("alert check, {metric}"), time(runs, measure).await?);
+    }
     println!("summary: slowest dashboard view {:.1} ms ({}) on {rows} rows; target 200 ms", worst.1, worst.0);
     Ok(())
 }
@@ -672,6 +733,26 @@ async fn run_calibrate(config: &Config, args: CalibrateArgs) -> Result<(), Strin
         artifact.bias = after.bias;
         training::save(&paths.artifact, &artifact).map_err(|e| e.to_string())?;
         println!("saved to {}", paths.artifact.display());
+    }
+    Ok(())
+}
+
+fn run_embed(config: &Config, data: &std::path::Path, max_tokens: usize) -> Result<(), String> {
+    let examples = training::load_jsonl(data).map_err(|e| e.to_string())?;
+    let paths = classify::embedding::Paths::new(&config.models_dir);
+    let (minilm, table) = classify::embedding::EmbeddingClassifier::load_parts(&paths).map_err(|e| e.to_string())?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for e in &examples {
+        let (text, _) = classify::heuristic::strip_routing_injections(&e.query);
+        let ids = minilm.token_ids(&text).map_err(|e| e.to_string())?;
+        let line = serde_json::json!({
+            "id": e.id, "label": e.label, "tokens": ids.len(),
+            "static": table.embed_weighted(&ids, &[]),
+            "full": minilm.embed_ids(ids.clone(), max_tokens).map_err(|e| e.to_string())?,
+            "features": classify::features::extract(&text),
+            "ids": ids,
+        });
+        writeln!(out, "{line}").map_err(|e| e.to_string())?;
     }
     Ok(())
 }

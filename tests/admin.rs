@@ -393,3 +393,153 @@ async fn demo_seed_writes_traffic_the_dashboard_can_read(pool: PgPool) {
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_calls").fetch_one(&pool).await.unwrap();
     assert_eq!(count, again as i64);
 }
+
+/// Property rollups (kept by triggers, or backfilled when a key is added)
+/// give the same overview as reading the calls themselves.
+#[sqlx::test(migrator = "triage::store::MIGRATOR")]
+async fn property_rollups_agree_with_the_calls(pool: PgPool) {
+    use triage::store::analytics::{self, Dimension, Scope};
+
+    // demo-seed registers `plan` and `channel`, so its inserts go through the triggers
+    triage::store::demo::seed(&pool, triage::store::demo::Seed { calls: 2_000, days: 10 }, false).await.unwrap();
+    assert_eq!(analytics::rollup_properties(&pool).await.unwrap(), ["channel", "plan"]);
+
+    let scope = Scope {
+        property: Some(("plan".into(), "pro".into())),
+        from: Some(Utc::now() - Duration::days(40)),
+        ..Scope::default()
+    };
+    async fn check(pool: &PgPool, scope: &Scope) {
+        let resolved = analytics::resolve(pool, scope.clone()).await.unwrap();
+        assert!(resolved.property_rolled_up && resolved.rollups_suffice());
+        let rolled = analytics::overview(pool, scope).await.unwrap();
+        // `scope` itself is unresolved: these read the calls
+        let raw = analytics::breakdown(pool, scope, Dimension::Tier).await.unwrap();
+        assert_eq!(rolled.by_tier.len(), raw.len());
+        assert!(!raw.is_empty());
+        for r in &raw {
+            let b = rolled.by_tier.iter().find(|b| b.key == r.key).unwrap();
+            let sums = |b: &analytics::Breakdown| {
+                (b.calls, b.requests, b.cost_micros, b.input_tokens, b.cache_hits, b.errors, b.thumbs_up, b.thumbs_down)
+            };
+            assert_eq!(sums(b), sums(r), "tier {}", r.key);
+            // histogram percentiles are within a bucket (10%) of the exact ones
+            let (exact, approx) = (r.latency_p50.unwrap(), b.latency_p50.unwrap());
+            assert!((approx - exact).abs() <= exact * 0.1 + 1.0, "p50 {approx} vs {exact}");
+        }
+        let raw_total = analytics::breakdown(pool, scope, Dimension::Total).await.unwrap();
+        assert_eq!(rolled.total.cost_micros, raw_total[0].cost_micros);
+        let raw_days = analytics::daily(pool, scope, Dimension::Model).await.unwrap();
+        assert_eq!(rolled.daily_by_model.len(), raw_days.len());
+        for (a, b) in rolled.daily_by_model.iter().zip(&raw_days) {
+            assert_eq!((a.day, &a.key, a.calls, a.cost_micros), (b.day, &b.key, b.calls, b.cost_micros));
+        }
+    }
+    check(&pool, &scope).await;
+
+    // A verdict moves its call between feedback groups in the property rollups too.
+    let (ticket, request): (Uuid, Uuid) = sqlx::query_as(
+        "SELECT ticket_id, request_id FROM llm_calls c WHERE properties->>'plan' = 'pro' AND status = 'ok'
+           AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.request_id = c.request_id) LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let message = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO messages (id, ticket_id, role, content, request_id) VALUES ($1, $2, 'assistant', 'a', $3)",
+    )
+    .bind(message)
+    .bind(ticket)
+    .bind(request)
+    .execute(&pool)
+    .await
+    .unwrap();
+    triage::store::feedback::upsert(&pool, ticket, message, 1, None).await.unwrap();
+    check(&pool, &scope).await;
+
+    // Removed: nothing left; added again: backfilled from the calls.
+    assert!(analytics::remove_rollup_property(&pool, "plan").await.unwrap());
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM property_rollups WHERE prop_key = 'plan'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    assert!(!analytics::resolve(&pool, scope.clone()).await.unwrap().property_rolled_up);
+    assert!(analytics::add_rollup_property(&pool, "plan").await.unwrap());
+    assert!(!analytics::add_rollup_property(&pool, "plan").await.unwrap());
+    check(&pool, &scope).await;
+
+    // --replace deletes the calls, and their property rollups with them.
+    triage::store::demo::seed(&pool, triage::store::demo::Seed { calls: 500, days: 3 }, true).await.unwrap();
+    check(&pool, &scope).await;
+}
+
+/// The review queue finds each kind of doubtful answer (thumbs-down, an
+/// escalated ticket, low confidence) once it has its question, and drops
+/// what has been labelled.
+#[sqlx::test(migrator = "triage::store::MIGRATOR")]
+async fn the_review_queue_collects_doubtful_answers(pool: PgPool) {
+    use triage::store::labels;
+
+    let base = |request, ticket| Row {
+        ticket,
+        request,
+        tier: "budget",
+        complexity: "simple",
+        model: "m/cheap",
+        cost: 10,
+        latency: 100,
+        status: "ok",
+        attempt: 1,
+        cache: "miss",
+        days_ago: 0,
+        property: serde_json::json!({}),
+    };
+    let (disliked, escalated, unsure, fine) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let tickets = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    let admin = create_admin_id(&pool).await;
+    for (request, ticket) in [disliked, escalated, unsure, fine].into_iter().zip(tickets) {
+        insert(&pool, &base(request, ticket)).await;
+        sqlx::query("INSERT INTO messages (id, ticket_id, role, content, request_id) VALUES ($1, $2, 'user', 'q?', $3), ($4, $2, 'assistant', 'a', $3)")
+            .bind(Uuid::new_v4()).bind(ticket).bind(request).bind(Uuid::new_v4()).execute(&pool).await.unwrap();
+    }
+    let answer: Uuid = sqlx::query_scalar("SELECT id FROM messages WHERE request_id = $1 AND role = 'assistant'")
+        .bind(disliked)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    triage::store::feedback::upsert(&pool, tickets[0], answer, -1, None).await.unwrap();
+    sqlx::query("UPDATE tickets SET status = 'escalated', updated_at = now() WHERE id = $1")
+        .bind(tickets[1])
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE llm_calls SET confidence = 0.4 WHERE request_id = $1")
+        .bind(unsure)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let ids = |items: &[labels::ReviewItem]| {
+        let mut ids: Vec<Uuid> = items.iter().map(|i| i.request_id).collect();
+        ids.sort();
+        ids
+    };
+    let mut expected = vec![disliked, escalated, unsure];
+    expected.sort();
+    let queue = labels::queue(&pool, 0.6, false, 50).await.unwrap();
+    assert_eq!(ids(&queue), expected);
+    assert!(queue.iter().find(|i| i.request_id == escalated).unwrap().escalated);
+    assert_eq!(queue.iter().find(|i| i.request_id == disliked).unwrap().rating, Some(-1));
+
+    assert!(labels::set(&pool, escalated, "complex", admin).await.unwrap());
+    let queue = labels::queue(&pool, 0.6, false, 50).await.unwrap();
+    assert!(!ids(&queue).contains(&escalated), "labelled items leave the queue");
+    assert_eq!(ids(&labels::queue(&pool, 0.6, true, 50).await.unwrap()), expected);
+}
+
+async fn create_admin_id(pool: &PgPool) -> Uuid {
+    let hash = triage::auth::hash_password(PASSWORD).unwrap();
+    triage::store::admins::upsert(pool, "ada", &hash).await.unwrap()
+}

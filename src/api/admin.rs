@@ -154,6 +154,7 @@ pub(crate) fn scope(
         cache_status: one_of("cache", &filter.cache, &["hit", "miss", "bypass", "none"])?,
         feedback,
         kind: None,
+        property_rolled_up: false,
     };
     Ok((scope, from, to))
 }
@@ -226,19 +227,10 @@ pub async fn load_overview(
     config: &crate::config::Config,
     filter: &CallFilter,
 ) -> Result<Overview, AppError> {
-    use crate::store::analytics::{self, Dimension};
+    use crate::store::analytics;
 
     let (scope, from, to) = scope(filter)?;
-    let (total, by_tier, by_model, by_complexity, daily_by_tier, daily_by_model, daily_total, classify_cost) = tokio::try_join!(
-        analytics::breakdown(db, &scope, Dimension::Total),
-        analytics::breakdown(db, &scope, Dimension::Tier),
-        analytics::breakdown(db, &scope, Dimension::Model),
-        analytics::breakdown(db, &scope, Dimension::Complexity),
-        analytics::daily(db, &scope, Dimension::Tier),
-        analytics::daily(db, &scope, Dimension::Model),
-        analytics::daily(db, &scope, Dimension::Total),
-        analytics::classify_cost(db, &scope),
-    )?;
+    let o = analytics::overview(db, &scope).await?;
     // The premium tier's dearest candidate prices "everything to premium".
     let premium = config
         .routing
@@ -247,7 +239,7 @@ pub async fn load_overview(
         .iter()
         .filter_map(|name| config.models.get(name).map(|m| (name, m)))
         .max_by(|a, b| a.1.output_price_per_mtok.total_cmp(&b.1.output_price_per_mtok));
-    let total = total.into_iter().next().map(breakdown_view);
+    let total = Some(breakdown_view(o.total));
     let premium_equivalent_micros = match (&premium, &total) {
         (Some((_, m)), Some(t)) => {
             // tokens × dollars per million tokens = micro-dollars
@@ -260,15 +252,15 @@ pub async fn load_overview(
         from,
         to,
         total: total.filter(|t| t.calls > 0),
-        by_tier: by_tier.into_iter().map(breakdown_view).collect(),
-        by_model: by_model.into_iter().map(breakdown_view).collect(),
-        by_complexity: by_complexity.into_iter().map(breakdown_view).collect(),
-        daily_by_tier: daily_by_tier.into_iter().map(daily_view).collect(),
-        daily_by_model: daily_by_model.into_iter().map(daily_view).collect(),
-        daily_total: daily_total.into_iter().map(daily_view).collect(),
+        by_tier: o.by_tier.into_iter().map(breakdown_view).collect(),
+        by_model: o.by_model.into_iter().map(breakdown_view).collect(),
+        by_complexity: o.by_complexity.into_iter().map(breakdown_view).collect(),
+        daily_by_tier: o.daily_by_tier.into_iter().map(daily_view).collect(),
+        daily_by_model: o.daily_by_model.into_iter().map(daily_view).collect(),
+        daily_total: o.daily_total.into_iter().map(daily_view).collect(),
         premium_model: premium.map(|(name, _)| name.clone()),
         premium_equivalent_micros,
-        classify_cost_micros: classify_cost,
+        classify_cost_micros: o.classify_cost_micros,
     })
 }
 

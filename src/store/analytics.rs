@@ -32,6 +32,8 @@ pub struct Scope {
     pub cache_status: Option<String>,
     pub feedback: Option<Feedback>,
     pub kind: Option<&'static str>,
+    /// The property's key is rolled up (set by `resolve`).
+    pub property_rolled_up: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +47,12 @@ pub enum Feedback {
 impl Scope {
     /// Whether the rollups can answer: no filter on what they do not keep.
     pub fn rollups_suffice(&self) -> bool {
-        self.user_id.is_none() && self.tickets.is_none() && self.property.is_none()
+        self.user_id.is_none() && self.tickets.is_none() && (self.property.is_none() || self.property_rolled_up)
+    }
+
+    /// The rollup table this scope reads, as `r`.
+    fn rollup_table(&self) -> &'static str {
+        if self.property.is_some() { "property_rollups r" } else { "call_rollups r" }
     }
 
     /// `WHERE …` for `call_rollups r` (dates are whole UTC days here).
@@ -71,6 +78,9 @@ impl Scope {
         }
         if let Some(kind) = self.kind {
             q.push(" AND r.kind = ").push_bind(kind);
+        }
+        if let Some((key, value)) = &self.property {
+            q.push(" AND r.prop_key = ").push_bind(key.clone()).push(" AND r.prop_value = ").push_bind(value.clone());
         }
         match self.feedback {
             Some(Feedback::Up) => q.push(" AND r.feedback = 'up'"),
@@ -122,6 +132,52 @@ impl Scope {
             q.push(format_args!("{exists} (SELECT 1 FROM feedback f WHERE f.request_id = c.request_id{rating})"));
         }
     }
+}
+
+/// Registers a custom property key for rollups and rolls up the stored
+/// calls; false when it already was.
+pub async fn add_rollup_property(db: &sqlx::PgPool, key: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let added = add_rollup_property_in(&mut tx, key).await?;
+    tx.commit().await?;
+    Ok(added)
+}
+
+/// `add_rollup_property` inside the caller's transaction.
+pub async fn add_rollup_property_in(tx: &mut sqlx::PgConnection, key: &str) -> Result<bool, sqlx::Error> {
+    // Writers wait (the call log keeps its rows meanwhile): a call written
+    // between the backfill's snapshot and the key's registration would be
+    // counted by neither.
+    sqlx::query("LOCK TABLE llm_calls, feedback IN SHARE MODE").execute(&mut *tx).await?;
+    sqlx::query_scalar("SELECT triage_rollup_add_property($1)").bind(key).fetch_one(&mut *tx).await
+}
+
+pub async fn remove_rollup_property(db: &sqlx::PgPool, key: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query("LOCK TABLE llm_calls, feedback IN SHARE MODE").execute(&mut *tx).await?;
+    let removed = sqlx::query("DELETE FROM rollup_property_keys WHERE key = $1").bind(key).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM property_rollups WHERE prop_key = $1").bind(key).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(removed.rows_affected() > 0)
+}
+
+pub async fn rollup_properties(db: impl PgExecutor<'_>) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT key FROM rollup_property_keys ORDER BY key").fetch_all(db).await
+}
+
+/// Marks the scope's property filter as answerable from property_rollups
+/// when its key is registered.
+pub async fn resolve(db: impl PgExecutor<'_>, mut scope: Scope) -> Result<Scope, sqlx::Error> {
+    scope.property_rolled_up = match &scope.property {
+        Some((key, _)) => {
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM rollup_property_keys WHERE key = $1)")
+                .bind(key)
+                .fetch_one(db)
+                .await?
+        }
+        None => false,
+    };
+    Ok(scope)
 }
 
 /// What a breakdown groups by.
@@ -227,7 +283,8 @@ async fn rollup_histograms(
 ) -> Result<std::collections::HashMap<String, (Vec<i64>, Vec<i64>)>, sqlx::Error> {
     let mut q = QueryBuilder::new(format!(
         "SELECT {key} AS key, u.i::INT AS bucket, sum(u.l)::BIGINT AS latency, sum(u.t)::BIGINT AS ttft
-         FROM call_rollups r, unnest(r.latency_hist, r.ttft_hist) WITH ORDINALITY AS u(l, t, i)"
+         FROM {}, unnest(r.latency_hist, r.ttft_hist) WITH ORDINALITY AS u(l, t, i)",
+        scope.rollup_table()
     ));
     scope.push_rollup_where(&mut q);
     q.push(" AND (u.l <> 0 OR u.t <> 0) GROUP BY 1, 2");
@@ -260,7 +317,7 @@ async fn breakdown_from_rollups(
 ) -> Result<Vec<Breakdown>, sqlx::Error> {
     let key = by.rollup_column();
     let scope = Scope { kind: Some("generate"), ..scope.clone() };
-    let mut q = QueryBuilder::new(format!("SELECT {key} AS key, {ROLLUP_SUMS} FROM call_rollups r"));
+    let mut q = QueryBuilder::new(format!("SELECT {key} AS key, {ROLLUP_SUMS} FROM {}", scope.rollup_table()));
     scope.push_rollup_where(&mut q);
     if by != Dimension::Total {
         q.push(" GROUP BY 1 HAVING sum(r.calls) > 0 ORDER BY cost_micros DESC, calls DESC");
@@ -317,7 +374,7 @@ pub async fn classify_cost(db: &sqlx::PgPool, scope: &Scope) -> Result<i64, sqlx
     let scope = Scope { kind: Some("classify"), ..scope.clone() };
     let mut q;
     if scope.rollups_suffice() {
-        q = QueryBuilder::new("SELECT coalesce(sum(r.cost_micros), 0)::BIGINT FROM call_rollups r");
+        q = QueryBuilder::new(format!("SELECT coalesce(sum(r.cost_micros), 0)::BIGINT FROM {}", scope.rollup_table()));
         scope.push_rollup_where(&mut q);
     } else {
         q = QueryBuilder::new("SELECT coalesce(sum(c.cost_micros), 0)::BIGINT FROM llm_calls c");
@@ -346,7 +403,8 @@ pub async fn daily(db: &sqlx::PgPool, scope: &Scope, by: Dimension) -> Result<Ve
         let mut q = QueryBuilder::new(format!(
             "SELECT r.day, {key} AS key, coalesce(sum(r.calls), 0)::BIGINT AS calls,
                 coalesce(sum(r.cost_micros), 0)::BIGINT AS cost_micros
-             FROM call_rollups r"
+             FROM {}",
+            scope.rollup_table()
         ));
         scope.push_rollup_where(&mut q);
         q.push(" GROUP BY 1, 2 HAVING sum(r.calls) > 0 ORDER BY 1, 2");
@@ -382,6 +440,247 @@ pub async fn daily(db: &sqlx::PgPool, scope: &Scope, by: Dimension) -> Result<Ve
     Scope { kind: Some("generate"), ..scope.clone() }.push_where(&mut q);
     q.push(" GROUP BY 1, 2 ORDER BY 1, 2");
     q.build_query_as().fetch_all(db).await
+}
+
+/// Everything the overview shows, for one scope.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub total: Breakdown,
+    pub by_tier: Vec<Breakdown>,
+    pub by_model: Vec<Breakdown>,
+    pub by_complexity: Vec<Breakdown>,
+    pub daily_by_tier: Vec<Daily>,
+    pub daily_by_model: Vec<Daily>,
+    pub daily_total: Vec<Daily>,
+    pub classify_cost_micros: i64,
+}
+
+pub async fn overview(db: &sqlx::PgPool, scope: &Scope) -> Result<Overview, sqlx::Error> {
+    let scope = resolve(db, scope.clone()).await?;
+    if scope.rollups_suffice() {
+        return overview_from_rollups(db, &scope).await;
+    }
+    let (total, by_tier, by_model, by_complexity, daily_by_tier, daily_by_model, daily_total, classify_cost_micros) = tokio::try_join!(
+        breakdown(db, &scope, Dimension::Total),
+        breakdown(db, &scope, Dimension::Tier),
+        breakdown(db, &scope, Dimension::Model),
+        breakdown(db, &scope, Dimension::Complexity),
+        daily(db, &scope, Dimension::Tier),
+        daily(db, &scope, Dimension::Model),
+        daily(db, &scope, Dimension::Total),
+        classify_cost(db, &scope),
+    )?;
+    let total = total.into_iter().next().unwrap_or_else(|| Cell::default().into_breakdown("all".into(), true));
+    Ok(Overview {
+        total,
+        by_tier,
+        by_model,
+        by_complexity,
+        daily_by_tier,
+        daily_by_model,
+        daily_total,
+        classify_cost_micros,
+    })
+}
+
+/// The matching rollups summed per day, tier, model and complexity, with
+/// their histograms: every breakdown and series of the overview is a sum of
+/// these few hundred cells, so the rollups are read (and their histograms
+/// unnested) once instead of once per chart.
+async fn overview_from_rollups(db: &sqlx::PgPool, scope: &Scope) -> Result<Overview, sqlx::Error> {
+    use std::collections::HashMap;
+
+    let scope = Scope { kind: Some("generate"), ..scope.clone() };
+    let dims = format!(
+        "r.day, {} AS tier, r.model, {} AS complexity",
+        Dimension::Tier.rollup_column(),
+        Dimension::Complexity.rollup_column()
+    );
+    let mut sums = QueryBuilder::new(format!("SELECT {dims}, {ROLLUP_SUMS} FROM {}", scope.rollup_table()));
+    scope.push_rollup_where(&mut sums);
+    sums.push(" GROUP BY 1, 2, 3, 4");
+    let mut hists = QueryBuilder::new(format!(
+        "SELECT {dims}, u.i::INT AS bucket, sum(u.l)::BIGINT AS latency, sum(u.t)::BIGINT AS ttft
+         FROM {}, unnest(r.latency_hist, r.ttft_hist) WITH ORDINALITY AS u(l, t, i)",
+        scope.rollup_table()
+    ));
+    scope.push_rollup_where(&mut hists);
+    hists.push(" AND (u.l <> 0 OR u.t <> 0) GROUP BY 1, 2, 3, 4, 5");
+
+    type Dims = (NaiveDate, String, String, String);
+    let (sum_rows, hist_rows, classify_cost_micros) = tokio::try_join!(
+        sums.build_query_as::<CellRow>().fetch_all(db),
+        hists.build_query_as::<(NaiveDate, String, String, String, i32, i64, i64)>().fetch_all(db),
+        classify_cost(db, &scope),
+    )?;
+    let mut cells: HashMap<Dims, Cell> = sum_rows
+        .into_iter()
+        .map(|r| ((r.day, r.tier.clone(), r.model.clone(), r.complexity.clone()), Cell::from_row(&r)))
+        .collect();
+    for (day, tier, model, complexity, bucket, latency, ttft) in hist_rows {
+        let cell = cells.entry((day, tier, model, complexity)).or_default();
+        let k = (bucket as usize).saturating_sub(1).min(HIST_BUCKETS - 1);
+        cell.latency[k] += latency;
+        cell.ttft[k] += ttft;
+    }
+
+    fn fold<K: std::hash::Hash + Eq>(cells: &HashMap<Dims, Cell>, key: impl Fn(&Dims) -> K) -> HashMap<K, Cell> {
+        let mut out: HashMap<K, Cell> = HashMap::new();
+        for (dims, cell) in cells {
+            out.entry(key(dims)).or_default().add(cell);
+        }
+        out
+    }
+    let breakdown = |key: fn(&Dims) -> String| {
+        let mut rows: Vec<Breakdown> = fold(&cells, key)
+            .into_iter()
+            .filter(|(_, c)| c.calls > 0)
+            .map(|(k, c)| c.into_breakdown(k, true))
+            .collect();
+        rows.sort_by(|a, b| (b.cost_micros, b.calls, &a.key).cmp(&(a.cost_micros, a.calls, &b.key)));
+        rows
+    };
+    let daily = |key: fn(&Dims) -> String, percentiles: bool| {
+        let mut rows: Vec<Daily> = fold(&cells, |d| (d.0, key(d)))
+            .into_iter()
+            .filter(|(_, c)| c.calls > 0)
+            .map(|((day, k), c)| {
+                let b = c.into_breakdown(k, percentiles);
+                Daily {
+                    day,
+                    key: b.key,
+                    calls: b.calls,
+                    cost_micros: b.cost_micros,
+                    latency_p50: b.latency_p50,
+                    latency_p95: b.latency_p95,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| (a.day, &a.key).cmp(&(b.day, &b.key)));
+        rows
+    };
+    let total = fold(&cells, |_| ()).remove(&()).unwrap_or_default().into_breakdown("all".into(), true);
+    Ok(Overview {
+        total,
+        by_tier: breakdown(|d| d.1.clone()),
+        by_model: breakdown(|d| d.2.clone()),
+        by_complexity: breakdown(|d| d.3.clone()),
+        daily_by_tier: daily(|d| d.1.clone(), false),
+        daily_by_model: daily(|d| d.2.clone(), false),
+        daily_total: daily(|_| "all".into(), true),
+        classify_cost_micros,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct CellRow {
+    day: NaiveDate,
+    tier: String,
+    model: String,
+    complexity: String,
+    calls: i64,
+    requests: i64,
+    cost_micros: i64,
+    saved_micros: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cache_hits: i64,
+    errors: i64,
+    thumbs_up: i64,
+    thumbs_down: i64,
+}
+
+/// Sums and histograms of some rollup rows.
+#[derive(Debug, Clone)]
+struct Cell {
+    calls: i64,
+    requests: i64,
+    cost_micros: i64,
+    saved_micros: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cache_hits: i64,
+    errors: i64,
+    thumbs_up: i64,
+    thumbs_down: i64,
+    latency: Vec<i64>,
+    ttft: Vec<i64>,
+}
+
+impl Default for Cell {
+    fn default() -> Self {
+        Cell {
+            calls: 0,
+            requests: 0,
+            cost_micros: 0,
+            saved_micros: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cache_hits: 0,
+            errors: 0,
+            thumbs_up: 0,
+            thumbs_down: 0,
+            latency: vec![0; HIST_BUCKETS],
+            ttft: vec![0; HIST_BUCKETS],
+        }
+    }
+}
+
+impl Cell {
+    fn from_row(r: &CellRow) -> Cell {
+        Cell {
+            calls: r.calls,
+            requests: r.requests,
+            cost_micros: r.cost_micros,
+            saved_micros: r.saved_micros,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            cache_hits: r.cache_hits,
+            errors: r.errors,
+            thumbs_up: r.thumbs_up,
+            thumbs_down: r.thumbs_down,
+            ..Cell::default()
+        }
+    }
+
+    fn add(&mut self, o: &Cell) {
+        self.calls += o.calls;
+        self.requests += o.requests;
+        self.cost_micros += o.cost_micros;
+        self.saved_micros += o.saved_micros;
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.cache_hits += o.cache_hits;
+        self.errors += o.errors;
+        self.thumbs_up += o.thumbs_up;
+        self.thumbs_down += o.thumbs_down;
+        for (a, b) in self.latency.iter_mut().zip(&o.latency) {
+            *a += b;
+        }
+        for (a, b) in self.ttft.iter_mut().zip(&o.ttft) {
+            *a += b;
+        }
+    }
+
+    fn into_breakdown(self, key: String, percentiles: bool) -> Breakdown {
+        let pct = |h: &[i64], p| if percentiles { percentile(h, p) } else { None };
+        Breakdown {
+            latency_p50: pct(&self.latency, 0.5),
+            latency_p95: pct(&self.latency, 0.95),
+            ttft_p50: pct(&self.ttft, 0.5),
+            key,
+            calls: self.calls,
+            requests: self.requests,
+            cost_micros: self.cost_micros,
+            saved_micros: self.saved_micros,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cache_hits: self.cache_hits,
+            errors: self.errors,
+            thumbs_up: self.thumbs_up,
+            thumbs_down: self.thumbs_down,
+        }
+    }
 }
 
 /// Columns the requests list may be sorted by.

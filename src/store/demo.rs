@@ -8,6 +8,7 @@
 //! ~9% of answers get a verdict, less often a happy one for under-routed
 //! complex questions; properties `plan` and `channel`; a daily rhythm.
 
+use super::analytics::add_rollup_property_in;
 use sqlx::PgPool;
 
 /// The seeded rows carry this classifier name, so they can be told apart
@@ -41,6 +42,10 @@ pub async fn seed(pool: &PgPool, seed: Seed, replace: bool) -> Result<i64, sqlx:
         ] {
             sqlx::query(statement).execute(&mut *tx).await?;
         }
+    }
+    // The demo's properties are few-valued: roll them up, as an admin would.
+    for key in ["plan", "channel"] {
+        add_rollup_property_in(&mut tx, key).await?;
     }
     let salt: i64 = rand::random::<u32>() as i64;
     // One temporary row per request: everything else derives from it.
@@ -187,9 +192,10 @@ pub async fn seed(pool: &PgPool, seed: Seed, replace: bool) -> Result<i64, sqlx:
     .await?
     .rows_affected() as i64;
     tx.commit().await?;
-    // fresh statistics, or the planner guesses from an empty table
-    for table in ["llm_calls", "feedback", "messages", "tickets", "call_rollups"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {table}"))).execute(pool).await?;
+    // Fresh statistics, or the planner guesses from an empty table; and a
+    // visibility map, as autovacuum would leave it, for index-only scans.
+    for table in ["llm_calls", "feedback", "messages", "tickets", "call_rollups", "property_rollups"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {table}"))).execute(pool).await?;
     }
     Ok(failed + answered)
 }

@@ -38,8 +38,12 @@ pub async fn queue(
              WHERE f.rating = -1 AND ($2 OR NOT EXISTS (SELECT 1 FROM labels l WHERE l.request_id = f.request_id))
              ORDER BY f.updated_at DESC LIMIT $3)
             UNION
-            (SELECT c.request_id FROM tickets t JOIN llm_calls c ON c.ticket_id = t.id
-             WHERE t.status = 'escalated' AND c.kind = 'generate' AND c.status = 'ok'
+            (SELECT c.request_id
+             -- the most recently escalated tickets first (status index), not
+             -- every call probed for its ticket's status
+             FROM (SELECT id FROM tickets WHERE status = 'escalated' ORDER BY updated_at DESC LIMIT $3 * 4) t
+             JOIN llm_calls c ON c.ticket_id = t.id
+             WHERE c.kind = 'generate' AND c.status = 'ok'
                AND EXISTS (SELECT 1 FROM messages m WHERE m.request_id = c.request_id AND m.role = 'user')
                AND ($2 OR NOT EXISTS (SELECT 1 FROM labels l WHERE l.request_id = c.request_id))
              ORDER BY c.created_at DESC LIMIT $3)
