@@ -5,6 +5,11 @@
 #                                and every answered request has its llm_calls row
 #   bench/faults.sh soak         CLIENTS (64) clients for DURATION (600) s:
 #                                no errors, memory (RSS) sampled every 10 s
+#   bench/faults.sh storm        the fake upstream fails FAULT_RATE (0.3) of
+#                                requests (5xx, 429, resets, hangs, streams cut
+#                                or garbled): every request ends in an answer or
+#                                a clean error, and every upstream attempt has
+#                                exactly one llm_calls row
 # Restarting Postgres needs root (pg_ctlcluster); the script starts it again
 # even if interrupted. TRIAGE_BIN defaults to the release build.
 set -euo pipefail
@@ -20,10 +25,16 @@ mkdir -p "$out"
 cluster="$(ls /etc/postgresql | head -1)"
 pg_up() { pg_ctlcluster --skip-systemctl-redirect "$cluster" main start >/dev/null 2>&1 || true; }
 
+config="$root/bench/triage.faults.toml"
+fault_rate=0
+if [[ $mode == storm ]]; then
+  config="$root/bench/triage.storm.toml"
+  fault_rate="${FAULT_RATE:-0.3}"
+fi
 psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-FAKE_UPSTREAM_PORT=3299 FAKE_UPSTREAM_DELAY_MS=0 node "$root/end2end/fake-upstream.mjs" >"$out/fake.log" 2>&1 &
+FAKE_UPSTREAM_FAULT_RATE="$fault_rate" FAKE_UPSTREAM_PORT=3299 FAKE_UPSTREAM_DELAY_MS=0 node "$root/end2end/fake-upstream.mjs" >"$out/fake.log" 2>&1 &
 fake=$!
-TRIAGE_ADDR="127.0.0.1:$port" DATABASE_URL="$pg/$db" TRIAGE_CONFIG="$root/bench/triage.faults.toml" \
+TRIAGE_ADDR="127.0.0.1:$port" DATABASE_URL="$pg/$db" TRIAGE_CONFIG="$config" \
   TRIAGE_LOG__FILTER=warn "$bin" >"$out/server-$mode.log" 2>&1 &
 server=$!
 trap 'pg_up; kill $server $fake 2>/dev/null || true' EXIT
@@ -73,8 +84,33 @@ soak)
   sleep 3
   echo "summary: soak ${duration}s: RSS ${first} kB after 10 s, ${last} kB at the end; $(count_rows) llm_calls rows"
   ;;
+storm)
+  ids="$out/answered-ids.txt"
+  DURATION="${DURATION:-60}" CLIENTS="${CLIENTS:-16}" STREAM_SHARE=0.5 IDS_FILE="$ids" \
+    TRIAGE_URL="http://127.0.0.1:$port" node "$root/bench/load.mjs" >"$out/load-$mode.json"
+  cat "$out/load-$mode.json"
+  sleep 3 # the call log's last batch
+  upstream=$(curl -s http://127.0.0.1:3299/stats)
+  echo "fake upstream: $upstream"
+  received=$(node -e 'console.log(JSON.parse(process.argv[1]).received)' "$upstream")
+  rows=$(psql "$pg/$db" -tAc "SELECT count(*) FROM llm_calls WHERE kind = 'generate'")
+  # a streamed answer is one 200 whose stream carried an error event
+  clean=$(node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1]));
+    const bad = Object.entries(r.statuses).filter(([s]) => !["200", "502", "503", "504", "stream error event"].includes(s));
+    console.log(bad.length ? "unclean: " + JSON.stringify(Object.fromEntries(bad)) : "clean");' "$out/load-$mode.json")
+  answered=$(grep -c . "$ids" || true)
+  missing=$(psql "$pg/$db" -qtA -c "CREATE TEMP TABLE answered (id uuid)" -c "\\copy answered FROM '$ids'" \
+    -c "SELECT count(*) FROM answered a WHERE (SELECT count(*) FROM llm_calls c
+        WHERE c.request_id = a.id AND c.kind = 'generate' AND c.status = 'ok') <> 1" | tail -1)
+  by_status=$(psql "$pg/$db" -tAc "SELECT string_agg(status || '=' || n, ' ' ORDER BY status) FROM
+      (SELECT status, count(*) n FROM llm_calls WHERE kind = 'generate' GROUP BY 1) s")
+  healthy=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")
+  echo "llm_calls generation rows by status: $by_status"
+  echo "summary: storm: upstream received $received attempts, llm_calls has $rows generation rows; $answered answered, $missing of them without exactly one ok row; responses $clean; /healthz after: $healthy"
+  ;;
 *)
-  echo "usage: bench/faults.sh pg-restart|soak" >&2
+  echo "usage: bench/faults.sh pg-restart|soak|storm" >&2
   exit 2
   ;;
 esac

@@ -9,6 +9,9 @@ const url = (process.env.TRIAGE_URL ?? 'http://127.0.0.1:3300') + '/v1/chat/comp
 const clients = Number(process.env.CLIENTS ?? 16);
 const seconds = Number(process.env.DURATION ?? 30);
 const idsFile = process.env.IDS_FILE;
+// This share of requests streams (read to the end; a stream that ends in
+// an OpenAI error event counts as a clean failure, one cut short as broken).
+const streamShare = Number(process.env.STREAM_SHARE ?? 0);
 const questions = [
   'What are your opening hours?',
   'How do I reset my password?',
@@ -29,16 +32,29 @@ async function client(n) {
     const question = `${questions[i++ % questions.length]} (#${n}-${i})`;
     const started = performance.now();
     sent++;
+    const stream = Math.random() < streamShare;
     try {
       const r = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'auto', messages: [{ role: 'user', content: question }] }),
+        body: JSON.stringify({ model: 'auto', stream, messages: [{ role: 'user', content: question }] }),
         signal: AbortSignal.timeout(30_000),
       });
       const body = await r.text();
-      statuses[r.status] = (statuses[r.status] ?? 0) + 1;
       latencies.push(performance.now() - started);
+      if (r.status === 200 && stream) {
+        const done = body.trimEnd().endsWith('data: [DONE]');
+        const failed = /^data: \{"error"/m.test(body);
+        const kind = !done ? 'stream broken' : failed ? 'stream error event' : '200';
+        statuses[kind] = (statuses[kind] ?? 0) + 1;
+        if (kind === '200') ids.push(r.headers.get('x-triage-request-id'));
+        else if (failed) {
+          const message = (() => { try { return JSON.parse(body.match(/^data: (\{"error".*)$/m)[1]).error.message; } catch { return '?'; } })();
+          errors[`stream ${message}`] = (errors[`stream ${message}`] ?? 0) + 1;
+        }
+        continue;
+      }
+      statuses[r.status] = (statuses[r.status] ?? 0) + 1;
       if (r.status === 200) {
         ids.push(r.headers.get('x-triage-request-id'));
       } else {

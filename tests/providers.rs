@@ -260,6 +260,21 @@ async fn a_stream_dropped_after_tokens_ends_with_an_error_and_is_recorded(pool: 
 }
 
 #[sqlx::test(migrator = "triage::store::MIGRATOR")]
+async fn a_caller_waiting_for_the_whole_answer_gets_a_cut_stream_retried(pool: PgPool) {
+    let fake = FakeUpstream::start().await;
+    fake.script("model-a", [Behavior::DropAfter(3)]);
+    let mut request = ask("auto");
+    request.buffered = true; // a non-streaming API call
+    let r = run(&pool, &config(&fake), request).await;
+    r.finished();
+    // nothing of the cut attempt reached the caller: one whole answer
+    assert!(!r.text().contains("part0"), "{}", r.text());
+    assert_eq!(r.events.iter().filter(|e| matches!(e, ChatEvent::Answering { .. })).count(), 1);
+    assert_eq!(r.attempts(), vec![s("fake/a", "error"), s("fake/a", "ok")]);
+    assert!(r.rows[0].output_tokens > 0, "the cut attempt's output is still counted");
+}
+
+#[sqlx::test(migrator = "triage::store::MIGRATOR")]
 async fn missing_usage_is_estimated_with_a_tokenizer(pool: PgPool) {
     let fake = FakeUpstream::start().await;
     fake.script(

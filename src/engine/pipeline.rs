@@ -111,6 +111,10 @@ pub struct ChatRequest {
     /// The running experiment and the arm ("A" or "B") this ticket is in;
     /// set by the pipeline.
     pub experiment: Option<(Uuid, &'static str)>,
+    /// The caller waits for the whole answer (a non-streaming API call): an
+    /// attempt's output is held until it completes, so a stream cut midway
+    /// is retried or falls back instead of failing the request.
+    pub buffered: bool,
 }
 
 impl ChatRequest {
@@ -137,6 +141,7 @@ impl ChatRequest {
             cache: CacheControl::default(),
             cache_scope: None,
             experiment: None,
+            buffered: false,
         }
     }
 }
@@ -937,7 +942,8 @@ impl Generation {
                 // deadline, not the first-byte limit meant for networks.
                 let first_wait = if model.provider == ProviderKind::Local { remaining } else { limits.first_byte };
                 let answering = ChatEvent::Answering { model: model.name.clone(), tier };
-                stream_attempt(events, tx, answering, started, first_wait, limits.idle).await
+                let timing = AttemptTiming { started, first_wait, idle: limits.idle };
+                stream_attempt(events, tx, answering, timing, self.request.buffered).await
             }
         }
     }
@@ -1081,17 +1087,28 @@ impl Generation {
     }
 }
 
+struct AttemptTiming {
+    started: Instant,
+    /// Until the first event.
+    first_wait: Duration,
+    /// Between later events.
+    idle: Duration,
+}
+
+/// Reads one attempt's events and forwards its output to the caller as it
+/// comes, or, when `buffered`, only once the attempt has completed.
 async fn stream_attempt(
     mut events: EventReceiver,
     tx: &mpsc::Sender<ChatEvent>,
     answering: ChatEvent,
-    started: Instant,
-    first_wait: Duration,
-    idle: Duration,
+    timing: AttemptTiming,
+    buffered: bool,
 ) -> Attempt {
+    let AttemptTiming { started, first_wait, idle } = timing;
     let mut attempt = Attempt::default();
+    let mut held: Vec<ChatEvent> = Vec::new();
     loop {
-        let wait = if attempt.output_sent || attempt.finish_reason.is_some() { idle } else { first_wait };
+        let wait = if attempt.ttft_ms.is_some() || attempt.finish_reason.is_some() { idle } else { first_wait };
         let event = match tokio::time::timeout(wait, events.recv()).await {
             Err(_) => {
                 attempt.error = Some(ProviderError::Timeout(format!("no output for {wait:?}")));
@@ -1123,16 +1140,34 @@ async fn stream_attempt(
             }
         };
         if let Some(event) = forward {
-            if attempt.ttft_ms.is_none() {
+            let first = attempt.ttft_ms.is_none();
+            if first {
                 attempt.ttft_ms = Some(started.elapsed().as_millis() as u32);
-                if tx.send(answering.clone()).await.is_err() {
-                    attempt.cancelled = true;
+            }
+            if buffered {
+                if tx.is_closed() {
+                    attempt.cancelled = true; // the caller left
                     break;
                 }
+                held.push(event);
+                continue;
+            }
+            if first && tx.send(answering.clone()).await.is_err() {
+                attempt.cancelled = true;
+                break;
             }
             attempt.output_sent = true;
             if tx.send(event).await.is_err() {
                 attempt.cancelled = true; // dropping `events` stops the model
+                break;
+            }
+        }
+    }
+    if buffered && attempt.error.is_none() && !attempt.cancelled && !held.is_empty() {
+        attempt.output_sent = true;
+        for event in std::iter::once(answering).chain(held) {
+            if tx.send(event).await.is_err() {
+                attempt.cancelled = true;
                 break;
             }
         }

@@ -89,6 +89,7 @@ async fn handle(state: AppState, headers: HeaderMap, body: Body) -> Result<Respo
     let stream = parsed.stream;
     let include_usage = parsed.stream_options.as_ref().is_some_and(|o| o.include_usage);
     let mut request = to_chat_request(&state, parsed, key.as_ref())?;
+    request.buffered = !stream;
     attribute(&state, &headers, key.as_ref(), &mut request).await?;
 
     let mut events = state.pipeline.run(request).await?;
