@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leptos::prelude::LeptosOptions;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, LogFormat};
@@ -153,8 +154,16 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         retrain: Default::default(),
     };
     let app = crate::http::build_app(state);
-    let listener =
-        TcpListener::bind(config.addr).await.map_err(|source| StartError::Bind { addr: config.addr, source })?;
+    // No Nagle: a streamed answer is many small writes, and Nagle holding
+    // one back for the client's delayed ACK adds ~40 ms to a stream.
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.addr, source })?
+        .tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
     tracing::info!("listening on http://{}", config.addr);
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
