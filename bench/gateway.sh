@@ -37,6 +37,7 @@ trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null' EXIT
 for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.5; done
 key="$("$bin" keys create --name bench 2>/dev/null)"
 
+summary=""
 # The harness repeats one temperature-0 request: without a bypass every
 # request after the first would be a cache hit. Measured both ways.
 for mode in ${MODES:-nostream stream}; do
@@ -46,9 +47,14 @@ for mode in ${MODES:-nostream stream}; do
       echo "=== Triage, model=$model, $mode, cache $cache"
       stream=""; [[ $mode == stream ]] && stream=stream
       GATEWAY_HEADERS="X-Triage-Cache: $cache" GATEWAY_API_KEY="$key" GATEWAY_PIDS="$server" \
-        DIRECT_MODEL=bench-model "$harness" "http://127.0.0.1:$port/v1" "$model" $stream | grep -v '^[0-9]' || true
+        DIRECT_MODEL=bench-model "$harness" "http://127.0.0.1:$port/v1" "$model" $stream | grep -v '^[0-9]' \
+        | tee /tmp/triage-gateway-run.txt || true
+      line=$(grep '^SUMMARY' /tmp/triage-gateway-run.txt || true)
+      get() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+      summary+=" $mode/$model/cache-$cache:added_p50_us=$(get added_p50_us),cpu_us=$(get gateway_cpu_us_per_req),ratio=$(get ratio)"
     done
   done
 done
 echo
 echo "rows written to llm_calls: $(psql "$DATABASE_URL" -Atqc 'SELECT count(*) FROM llm_calls')"
+echo "SUMMARY gateway$summary"

@@ -112,8 +112,11 @@ fn main() {
         println!("  decided by the fast path: {:.1}%", 100.0 * fast as f64 / latencies.len() as f64);
     }
 
+    let name = classifier.name();
+    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
     let classifier = Arc::new(classifier);
     let queries = Arc::new(queries);
+    let mut throughput = Vec::new();
     for threads in [1usize, 2, 4] {
         let started = Instant::now();
         let handles: Vec<_> = (0..threads)
@@ -134,5 +137,10 @@ fn main() {
         let n: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
         let secs = started.elapsed().as_secs_f64();
         println!("  throughput, {threads} thread(s): {:.0} queries/s", n as f64 / secs);
+        throughput.push(format!("{:.0}", n as f64 / secs));
     }
+    println!(
+        "SUMMARY classifier={name} p50_us={p50} p99_us={p99} queries_per_s_1_2_4_threads={}",
+        throughput.join("/")
+    );
 }

@@ -610,6 +610,13 @@ fn run_cache_eval(config: &Config, path: &std::path::Path, threshold: f32, show_
             f0 * 100.0
         );
     }
+    let (h, f) = rates(threshold, true);
+    println!(
+        "SUMMARY cache_eval threshold={threshold:.2} hit_pct={:.1} false_hit_pct={:.1} pairs={}",
+        h * 100.0,
+        f * 100.0,
+        scored.len()
+    );
     Ok(())
 }
 

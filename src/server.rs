@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use leptos::prelude::LeptosOptions;
 use axum::serve::ListenerExt as _;
+use leptos::prelude::LeptosOptions;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, LogFormat};
