@@ -145,6 +145,13 @@ pub async fn add_rollup_property(db: &sqlx::PgPool, key: &str) -> Result<bool, s
 
 /// `add_rollup_property` inside the caller's transaction.
 pub async fn add_rollup_property_in(tx: &mut sqlx::PgConnection, key: &str) -> Result<bool, sqlx::Error> {
+    let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM rollup_property_keys WHERE key = $1)")
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await?;
+    if known {
+        return Ok(false); // no lock: writers are not held up for nothing
+    }
     // Writers wait (the call log keeps its rows meanwhile): a call written
     // between the backfill's snapshot and the key's registration would be
     // counted by neither.
