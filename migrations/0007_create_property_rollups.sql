@@ -89,6 +89,9 @@ LANGUAGE sql IMMUTABLE AS $f$
         CASE WHEN dims = '' THEN '' ELSE ltrim(dims, ', ') || ', ' END)
 $f$;
 
+-- 0005's two-argument form only served its own backfill.
+DROP FUNCTION triage_rollup_sql(TEXT, INTEGER);
+
 -- `source`'s calls once per registered property they carry.
 CREATE FUNCTION triage_property_source(source TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $f$
     SELECT format($q$

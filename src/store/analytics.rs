@@ -268,16 +268,8 @@ pub async fn breakdown(db: &sqlx::PgPool, scope: &Scope, by: Dimension) -> Resul
 #[derive(sqlx::FromRow)]
 struct RollupRow {
     key: String,
-    calls: i64,
-    requests: i64,
-    cost_micros: i64,
-    saved_micros: i64,
-    input_tokens: i64,
-    output_tokens: i64,
-    cache_hits: i64,
-    errors: i64,
-    thumbs_up: i64,
-    thumbs_down: i64,
+    #[sqlx(flatten)]
+    sums: Sums,
 }
 
 /// Latency and time-to-first-token histograms per key, summed over the
@@ -335,22 +327,7 @@ async fn breakdown_from_rollups(
         .into_iter()
         .map(|r| {
             let (latency, ttft) = hists.remove(&r.key).unwrap_or_default();
-            Breakdown {
-                key: r.key,
-                calls: r.calls,
-                requests: r.requests,
-                cost_micros: r.cost_micros,
-                saved_micros: r.saved_micros,
-                input_tokens: r.input_tokens,
-                output_tokens: r.output_tokens,
-                latency_p50: percentile(&latency, 0.5),
-                latency_p95: percentile(&latency, 0.95),
-                ttft_p50: percentile(&ttft, 0.5),
-                cache_hits: r.cache_hits,
-                errors: r.errors,
-                thumbs_up: r.thumbs_up,
-                thumbs_down: r.thumbs_down,
-            }
+            Cell { sums: r.sums, latency, ttft }.into_breakdown(r.key, true)
         })
         .collect())
 }
@@ -522,7 +499,7 @@ async fn overview_from_rollups(db: &sqlx::PgPool, scope: &Scope) -> Result<Overv
     )?;
     let mut cells: HashMap<Dims, Cell> = sum_rows
         .into_iter()
-        .map(|r| ((r.day, r.tier.clone(), r.model.clone(), r.complexity.clone()), Cell::from_row(&r)))
+        .map(|r| ((r.day, r.tier, r.model, r.complexity), Cell { sums: r.sums, ..Cell::default() }))
         .collect();
     for (day, tier, model, complexity, bucket, latency, ttft) in hist_rows {
         let cell = cells.entry((day, tier, model, complexity)).or_default();
@@ -541,7 +518,7 @@ async fn overview_from_rollups(db: &sqlx::PgPool, scope: &Scope) -> Result<Overv
     let breakdown = |key: fn(&Dims) -> String| {
         let mut rows: Vec<Breakdown> = fold(&cells, key)
             .into_iter()
-            .filter(|(_, c)| c.calls > 0)
+            .filter(|(_, c)| c.sums.calls > 0)
             .map(|(k, c)| c.into_breakdown(k, true))
             .collect();
         rows.sort_by(|a, b| (b.cost_micros, b.calls, &a.key).cmp(&(a.cost_micros, a.calls, &b.key)));
@@ -550,7 +527,7 @@ async fn overview_from_rollups(db: &sqlx::PgPool, scope: &Scope) -> Result<Overv
     let daily = |key: fn(&Dims) -> String, percentiles: bool| {
         let mut rows: Vec<Daily> = fold(&cells, |d| (d.0, key(d)))
             .into_iter()
-            .filter(|(_, c)| c.calls > 0)
+            .filter(|(_, c)| c.sums.calls > 0)
             .map(|((day, k), c)| {
                 let b = c.into_breakdown(k, percentiles);
                 Daily {
@@ -585,6 +562,13 @@ struct CellRow {
     tier: String,
     model: String,
     complexity: String,
+    #[sqlx(flatten)]
+    sums: Sums,
+}
+
+/// The additive columns of a rollup read (`ROLLUP_SUMS`).
+#[derive(Debug, Clone, Copy, Default, sqlx::FromRow)]
+struct Sums {
     calls: i64,
     requests: i64,
     cost_micros: i64,
@@ -597,60 +581,8 @@ struct CellRow {
     thumbs_down: i64,
 }
 
-/// Sums and histograms of some rollup rows.
-#[derive(Debug, Clone)]
-struct Cell {
-    calls: i64,
-    requests: i64,
-    cost_micros: i64,
-    saved_micros: i64,
-    input_tokens: i64,
-    output_tokens: i64,
-    cache_hits: i64,
-    errors: i64,
-    thumbs_up: i64,
-    thumbs_down: i64,
-    latency: Vec<i64>,
-    ttft: Vec<i64>,
-}
-
-impl Default for Cell {
-    fn default() -> Self {
-        Cell {
-            calls: 0,
-            requests: 0,
-            cost_micros: 0,
-            saved_micros: 0,
-            input_tokens: 0,
-            output_tokens: 0,
-            cache_hits: 0,
-            errors: 0,
-            thumbs_up: 0,
-            thumbs_down: 0,
-            latency: vec![0; HIST_BUCKETS],
-            ttft: vec![0; HIST_BUCKETS],
-        }
-    }
-}
-
-impl Cell {
-    fn from_row(r: &CellRow) -> Cell {
-        Cell {
-            calls: r.calls,
-            requests: r.requests,
-            cost_micros: r.cost_micros,
-            saved_micros: r.saved_micros,
-            input_tokens: r.input_tokens,
-            output_tokens: r.output_tokens,
-            cache_hits: r.cache_hits,
-            errors: r.errors,
-            thumbs_up: r.thumbs_up,
-            thumbs_down: r.thumbs_down,
-            ..Cell::default()
-        }
-    }
-
-    fn add(&mut self, o: &Cell) {
+impl Sums {
+    fn add(&mut self, o: &Sums) {
         self.calls += o.calls;
         self.requests += o.requests;
         self.cost_micros += o.cost_micros;
@@ -661,6 +593,26 @@ impl Cell {
         self.errors += o.errors;
         self.thumbs_up += o.thumbs_up;
         self.thumbs_down += o.thumbs_down;
+    }
+}
+
+/// Sums and histograms of some rollup rows.
+#[derive(Debug, Clone)]
+struct Cell {
+    sums: Sums,
+    latency: Vec<i64>,
+    ttft: Vec<i64>,
+}
+
+impl Default for Cell {
+    fn default() -> Self {
+        Cell { sums: Sums::default(), latency: vec![0; HIST_BUCKETS], ttft: vec![0; HIST_BUCKETS] }
+    }
+}
+
+impl Cell {
+    fn add(&mut self, o: &Cell) {
+        self.sums.add(&o.sums);
         for (a, b) in self.latency.iter_mut().zip(&o.latency) {
             *a += b;
         }
@@ -671,21 +623,22 @@ impl Cell {
 
     fn into_breakdown(self, key: String, percentiles: bool) -> Breakdown {
         let pct = |h: &[i64], p| if percentiles { percentile(h, p) } else { None };
+        let s = self.sums;
         Breakdown {
             latency_p50: pct(&self.latency, 0.5),
             latency_p95: pct(&self.latency, 0.95),
             ttft_p50: pct(&self.ttft, 0.5),
             key,
-            calls: self.calls,
-            requests: self.requests,
-            cost_micros: self.cost_micros,
-            saved_micros: self.saved_micros,
-            input_tokens: self.input_tokens,
-            output_tokens: self.output_tokens,
-            cache_hits: self.cache_hits,
-            errors: self.errors,
-            thumbs_up: self.thumbs_up,
-            thumbs_down: self.thumbs_down,
+            calls: s.calls,
+            requests: s.requests,
+            cost_micros: s.cost_micros,
+            saved_micros: s.saved_micros,
+            input_tokens: s.input_tokens,
+            output_tokens: s.output_tokens,
+            cache_hits: s.cache_hits,
+            errors: s.errors,
+            thumbs_up: s.thumbs_up,
+            thumbs_down: s.thumbs_down,
         }
     }
 }
