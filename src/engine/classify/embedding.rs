@@ -1,11 +1,11 @@
-//! The embedding classifier: MiniLM meaning plus shape features, read by a
-//! trained logistic-regression head with calibrated confidence.
+//! The embedding classifier: MiniLM meaning plus shape features, read by
+//! trained heads with calibrated confidence.
 //!
 //! Two stages, so a typical query costs well under a millisecond:
 //! 1. **fast**: the static (distilled) MiniLM table + features → head A;
 //!    done if its confidence reaches the trained threshold;
 //! 2. **full**: MiniLM itself on at most `FULL_MAX_TOKENS` tokens + features
-//!    → head B.
+//!    → an RBF SVM (`svm`).
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,7 @@ use super::features;
 use super::head::{Head, argmax, class_of};
 use super::heuristic::strip_routing_injections;
 use super::minilm::{EmbedError, MiniLm, StaticTable};
+use super::svm::SvmHead;
 use crate::domain::Complexity;
 
 /// Longest input the full model reads (head and tail kept).
@@ -25,7 +26,7 @@ pub const FULL_MAX_TOKENS: usize = 64;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Artifact {
     pub fast: Head,
-    pub full: Head,
+    pub full: SvmHead,
     /// Fast-path confidence at or above which the full model is skipped.
     pub threshold: f32,
     pub examples: usize,
@@ -38,6 +39,10 @@ pub struct Artifact {
     /// over the training set); empty = plain mean.
     #[serde(default)]
     pub token_weights: Vec<f32>,
+    /// `MiniLm::encoder_kind` the heads were trained on; another kind
+    /// means retraining.
+    #[serde(default)]
+    pub encoder: String,
 }
 
 /// The class with the highest biased log-probability.

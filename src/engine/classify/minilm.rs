@@ -1,8 +1,8 @@
 //! all-MiniLM-L6-v2 in process: the `tokenizers` crate with the shipped
-//! `tokenizer.json`, candle's BERT on the CPU, mean pooling over the
-//! attention mask and L2 normalisation (sentence-transformers' recipe).
+//! `tokenizer.json`, our own BERT forward pass (`encoder`), mean pooling
+//! and L2 normalisation (sentence-transformers' recipe).
 //!
-//! The full model costs 3–15 ms a query on two cores, so the classifier
+//! The full model costs about a millisecond for a short query, so the classifier
 //! also uses a *static* table distilled from it once: each vocabulary token
 //! embedded alone. Averaging those vectors costs microseconds and keeps
 //! much of the model's sense of meaning; the full model is asked only when
@@ -11,10 +11,9 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use tokenizers::Tokenizer;
+
+use super::encoder::{Encoder, Precision};
 
 pub const DIM: usize = 384;
 
@@ -33,39 +32,52 @@ fn run_err(e: impl std::fmt::Display) -> EmbedError {
 }
 
 pub struct MiniLm {
-    model: BertModel,
+    encoder: Encoder,
     tokenizer: Tokenizer,
-    device: Device,
 }
 
 impl MiniLm {
+    /// int8 where the CPU supports it (see `encoder`).
     pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+        Self::load_with(dir, Precision::Int8)
+    }
+
+    pub fn load_with(dir: &Path, precision: Precision) -> Result<Self, EmbedError> {
         let file = |name: &str| {
             let p = dir.join(name);
             if p.exists() { Ok(p) } else { Err(EmbedError::Missing(dir.to_path_buf())) }
         };
-        let config: BertConfig = serde_json::from_str(
-            &std::fs::read_to_string(file("config.json")?).map_err(|e| EmbedError::Load(e.to_string()))?,
-        )
-        .map_err(|e| EmbedError::Load(e.to_string()))?;
         let mut tokenizer =
             Tokenizer::from_file(file("tokenizer.json")?).map_err(|e| EmbedError::Load(e.to_string()))?;
         // The shipped tokenizer pads everything to 128: wasted work here.
         tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(Some(tokenizers::TruncationParams { max_length: 512, ..Default::default() }))
-            .map_err(|e| EmbedError::Load(e.to_string()))?;
-        let device = Device::Cpu;
-        let weights = std::fs::read(file("model.safetensors")?).map_err(|e| EmbedError::Load(e.to_string()))?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
-            .map_err(|e| EmbedError::Load(e.to_string()))?;
-        let model = BertModel::load(vb, &config).map_err(|e| EmbedError::Load(e.to_string()))?;
-        Ok(MiniLm { model, tokenizer, device })
+        // No truncation here: it would cut a long paste's tail, which
+        // `token_ids` and `truncate_keep_tail` keep on purpose.
+        tokenizer.with_truncation(None).map_err(|e| EmbedError::Load(e.to_string()))?;
+        let encoder =
+            Encoder::load(&file("model.safetensors")?, precision).map_err(|e| EmbedError::Load(e.to_string()))?;
+        Ok(MiniLm { encoder, tokenizer })
     }
 
-    /// Token ids with `[CLS]` … `[SEP]`.
+    /// Names the weights' arithmetic, so a head trained on one kind of
+    /// embedding is not read with another.
+    pub fn encoder_kind(&self) -> &'static str {
+        if self.encoder.is_int8() { "minilm-int8" } else { "minilm-f32" }
+    }
+
+    /// Token ids with `[CLS]` … `[SEP]`. Of a long paste only the first
+    /// 3 KB and the last 1 KB are read: the model sees 64 tokens at most,
+    /// and tokenizing a 12 KB log costs more than classifying it.
     pub fn token_ids(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
-        Ok(self.tokenizer.encode(text, true).map_err(run_err)?.get_ids().to_vec())
+        const HEAD: usize = 3072;
+        const TAIL: usize = 1024;
+        if text.len() <= HEAD + TAIL {
+            return Ok(self.tokenizer.encode(text, true).map_err(run_err)?.get_ids().to_vec());
+        }
+        let head_end = (0..=HEAD).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        let tail_start = (text.len() - TAIL..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+        let short = format!("{}\n{}", &text[..head_end], &text[tail_start..]);
+        Ok(self.tokenizer.encode(short, true).map_err(run_err)?.get_ids().to_vec())
     }
 
     /// The sentence embedding of at most `max_tokens` tokens: the head of
@@ -81,31 +93,46 @@ impl MiniLm {
         Ok(out.pop().unwrap_or_default())
     }
 
-    /// Embeds sequences of equal length in one forward pass.
+    /// Embeds several sequences in one forward pass (no padding: each is
+    /// its own length).
     fn embed_batch(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let len = batch.first().map_or(0, Vec::len);
-        let flat: Vec<u32> = batch.iter().flat_map(|ids| ids.iter().copied()).collect();
-        let ids = Tensor::from_vec(flat, (batch.len(), len), &self.device).map_err(run_err)?;
-        let types = ids.zeros_like().map_err(run_err)?;
-        let hidden = self.model.forward(&ids, &types, None).map_err(run_err)?; // (b, t, 384)
-        // every position is real (no padding), so the mask mean is a plain mean
-        let pooled = hidden.mean(1).map_err(run_err)?;
-        let rows: Vec<Vec<f32>> = pooled.to_vec2().map_err(run_err)?;
-        Ok(rows.into_iter().map(normalize).collect())
+        if batch.iter().any(Vec::is_empty) {
+            return Err(EmbedError::Run("empty token sequence".into()));
+        }
+        let refs: Vec<&[u32]> = batch.iter().map(Vec::as_slice).collect();
+        Ok(self.encoder.pooled(&refs).into_iter().map(|v| normalize(v.to_vec())).collect())
     }
 
     /// The static table: every vocabulary token embedded alone as
-    /// `[CLS] token [SEP]`. About a minute on two cores; done once.
+    /// `[CLS] token [SEP]`. Some seconds on two cores; done once.
     pub fn distill_static(&self) -> Result<StaticTable, EmbedError> {
         let vocab = self.tokenizer.get_vocab_size(true);
         let cls = self.tokenizer.token_to_id("[CLS]").unwrap_or(101);
         let sep = self.tokenizer.token_to_id("[SEP]").unwrap_or(102);
+        let ids: Vec<u32> = (0..vocab as u32).collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let parts: Vec<Result<Vec<f32>, EmbedError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = ids
+                .chunks(vocab.div_ceil(threads).max(1))
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut out = Vec::with_capacity(part.len() * DIM);
+                        for chunk in part.chunks(256) {
+                            let batch: Vec<Vec<u32>> = chunk.iter().map(|&id| vec![cls, id, sep]).collect();
+                            self.embed_batch(&batch)?.into_iter().for_each(|row| out.extend(row));
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(EmbedError::Run("distil thread panicked".into()))))
+                .collect()
+        });
         let mut table = Vec::with_capacity(vocab * DIM);
-        for chunk in (0..vocab as u32).collect::<Vec<_>>().chunks(512) {
-            let batch: Vec<Vec<u32>> = chunk.iter().map(|&id| vec![cls, id, sep]).collect();
-            for row in self.embed_batch(&batch)? {
-                table.extend(row);
-            }
+        for part in parts {
+            table.extend(part?);
         }
         Ok(StaticTable { vectors: table })
     }
@@ -136,7 +163,8 @@ pub struct StaticTable {
     vectors: Vec<f32>,
 }
 
-const MAGIC: &[u8; 8] = b"TRSTAT01";
+// 02: distilled by `encoder` (01 was candle's f32 BERT)
+const MAGIC: &[u8; 8] = b"TRSTAT02";
 
 impl StaticTable {
     /// Mean of the tokens' vectors, `[CLS]`/`[SEP]` included (as distilled),
@@ -206,5 +234,53 @@ mod tests {
         assert_eq!(t[47], 47);
         assert_eq!(t[48], 84);
         assert_eq!(truncate_keep_tail(vec![1, 2, 3], 64), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn long_pastes_are_tokenized_by_head_and_tail() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2");
+        if !dir.join("model.safetensors").exists() {
+            eprintln!("models missing: run scripts/fetch-models");
+            return;
+        }
+        let m = MiniLm::load(&dir).unwrap();
+        let log = format!("héllo first line {} the very last words", "ERROR pool timeout é\n".repeat(800));
+        let ids = m.token_ids(&log).unwrap();
+        assert!(ids.len() < 2_000, "{} ids", ids.len());
+        let first = m.token_ids("héllo first line").unwrap();
+        assert_eq!(ids[..first.len() - 1], first[..first.len() - 1], "the head is kept");
+        let last = m.token_ids("the very last words").unwrap();
+        assert_eq!(ids[ids.len() - (last.len() - 1)..], last[1..], "the tail is kept");
+    }
+
+    /// Token ids and embeddings from an independent float64 numpy BERT
+    /// (`scripts/minilm-reference.py`) over the same shipped files.
+    #[test]
+    fn embeddings_match_the_numpy_reference() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2");
+        if !dir.join("model.safetensors").exists() {
+            eprintln!("models missing: run scripts/fetch-models");
+            return;
+        }
+        let reference = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("data/classifier/minilm-reference.jsonl"),
+        )
+        .unwrap();
+        let f32_model = MiniLm::load_with(&dir, Precision::F32).unwrap();
+        let int8_model = MiniLm::load_with(&dir, Precision::Int8).unwrap();
+        for line in reference.lines() {
+            let r: serde_json::Value = serde_json::from_str(line).unwrap();
+            let text = r["text"].as_str().unwrap();
+            let want: Vec<f32> =
+                r["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let ids = f32_model.token_ids(text).unwrap();
+            let want_ids: Vec<u32> = r["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            assert_eq!(ids, want_ids, "{text}");
+            let exact = cosine(&f32_model.embed(text, 512).unwrap(), &want);
+            assert!(exact > 0.99999, "f32 {text}: cosine {exact}");
+            let quantised = cosine(&int8_model.embed(text, 512).unwrap(), &want);
+            eprintln!("{}: f32 {exact:.6}, {} {quantised:.6}", ids.len(), int8_model.encoder_kind());
+            assert!(quantised > 0.99, "int8 {text}: cosine {quantised}");
+        }
     }
 }

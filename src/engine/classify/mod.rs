@@ -4,12 +4,14 @@
 
 pub mod calibrate;
 pub mod embedding;
+pub mod encoder;
 pub mod eval;
 pub mod features;
 pub mod head;
 pub mod heuristic;
 pub mod llm;
 pub mod minilm;
+pub mod svm;
 pub mod training;
 
 use std::sync::Arc;
@@ -188,11 +190,16 @@ pub fn load(
         ClassifierKind::Embedding => {
             let paths = embedding::Paths::new(models_dir);
             let (minilm, table) = embedding::EmbeddingClassifier::load_parts(&paths)?;
-            let artifact = match std::fs::read_to_string(&paths.artifact) {
+            let saved: Option<embedding::Artifact> = match std::fs::read_to_string(&paths.artifact) {
                 Ok(json) => serde_json::from_str(&json)
-                    .map_err(|e| ClassifyError::Artifact(paths.artifact.display().to_string(), e.to_string()))?,
-                Err(_) => {
-                    tracing::info!(data = %training_data.display(), "training the classifier head (first start)");
+                    .inspect_err(|e| tracing::warn!(error = %e, "classifier head unreadable or from an older version"))
+                    .ok(),
+                Err(_) => None,
+            };
+            let artifact = match saved.filter(|a| a.encoder == minilm.encoder_kind()) {
+                Some(artifact) => artifact,
+                None => {
+                    tracing::info!(data = %training_data.display(), "training the classifier head (first start or new encoder)");
                     let examples = training::load_jsonl(training_data)?;
                     let artifact = training::train(&minilm, &table, &examples)?;
                     training::save(&paths.artifact, &artifact)?;

@@ -11,6 +11,7 @@ use super::eval::macro_f1;
 use super::head::{CLASSES, Head, TrainParams, argmax, class_index};
 use super::heuristic::strip_routing_injections;
 use super::minilm::{EmbedError, MiniLm, StaticTable};
+use super::svm::{SvmHead, SvmParams};
 use crate::domain::Complexity;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,11 +90,19 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, examples: &[Example]) -> Resu
     let (hx_full, _) = split(true, false);
     let mut fast = Head::train(&fx, &fy, params);
     fast.calibrate(&hx_fast, &hy);
-    let mut full = Head::train(&gx, &gy, params);
-    full.calibrate(&hx_full, &hy);
+    let full = SvmHead::train(&gx, &gy, SvmParams::default(), Some((&hx_full, &hy)));
     let threshold = choose_threshold(&fast, &full, &hx_fast, &hx_full, &hy);
+    let held_out: Vec<[f32; CLASSES]> = hx_fast
+        .iter()
+        .zip(&hx_full)
+        .map(|(xf, xg)| {
+            let p = fast.probabilities(xf);
+            if p[argmax(&p)] >= threshold { p } else { full.probabilities(xg) }
+        })
+        .collect();
+    let bias = guard_against_under_routing(&held_out, &hy);
 
-    // Final heads see every example; temperatures and threshold stay.
+    // Final heads see every example; calibrations and threshold stay.
     let all = |fast: bool| -> (Vec<Vec<f32>>, Vec<usize>) {
         prepared.iter().map(|p| (if fast { p.fast.clone() } else { p.full.clone() }, p.label)).unzip()
     };
@@ -101,16 +110,17 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, examples: &[Example]) -> Resu
     let mut fast_final = Head::train(&ax, &ay, params);
     fast_final.temperature = fast.temperature;
     let (bx, by) = all(false);
-    let mut full_final = Head::train(&bx, &by, params);
-    full_final.temperature = full.temperature;
+    let mut full_final = SvmHead::train(&bx, &by, SvmParams::default(), None);
+    full_final.calibration = full.calibration;
     Ok(Artifact {
         fast: fast_final,
         full: full_final,
         threshold,
         examples: examples.len(),
         trained_at: chrono::Utc::now(),
-        bias: [0.0; 3],
+        bias,
         token_weights,
+        encoder: minilm.encoder_kind().into(),
     })
 }
 
@@ -140,7 +150,7 @@ pub fn inverse_document_frequency<'a>(docs: impl Iterator<Item = &'a [u32]>) -> 
 /// The lowest threshold whose cascade scores within a point of the full
 /// model alone on held-out data: as much traffic on the fast path as
 /// accuracy allows.
-fn choose_threshold(fast: &Head, full: &Head, xf: &[Vec<f32>], xg: &[Vec<f32>], y: &[usize]) -> f32 {
+fn choose_threshold(fast: &Head, full: &SvmHead, xf: &[Vec<f32>], xg: &[Vec<f32>], y: &[usize]) -> f32 {
     let full_pred: Vec<usize> = xg.iter().map(|x| argmax(&full.probabilities(x))).collect();
     let full_f1 = macro_f1(&full_pred, y);
     let mut chosen = 1.01; // never trust the fast path unless it earns it
@@ -162,6 +172,31 @@ fn choose_threshold(fast: &Head, full: &Head, xf: &[Vec<f32>], xg: &[Vec<f32>], 
         }
     }
     chosen
+}
+
+/// Most complex queries sent to the budget tier that training accepts,
+/// on held-out data: a weak model's wrong answer to a hard question costs
+/// more than a strong model's answer to an easy one.
+pub const MAX_COMPLEX_TO_BUDGET: f64 = 0.01;
+
+/// The smallest handicap on `simple` that keeps complex → simple within
+/// `MAX_COMPLEX_TO_BUDGET` on held-out probabilities (the decision biases,
+/// as `triage calibrate` sets them later).
+pub fn guard_against_under_routing(probabilities: &[[f32; CLASSES]], labels: &[usize]) -> [f32; 3] {
+    let complex = labels.iter().filter(|&&y| y == 2).count().max(1) as f64;
+    let mut bias = [0.0f32; 3];
+    for step in 0..=40 {
+        bias[0] = -0.1 * step as f32;
+        let under = probabilities
+            .iter()
+            .zip(labels)
+            .filter(|&(p, &y)| y == 2 && super::embedding::decide(p, &bias) == 0)
+            .count();
+        if under as f64 / complex <= MAX_COMPLEX_TO_BUDGET {
+            break;
+        }
+    }
+    bias
 }
 
 /// Loads the model and table, trains on `examples`, saves the artifact.
@@ -201,4 +236,27 @@ pub fn retrain(
 pub fn save(path: &Path, artifact: &Artifact) -> Result<(), TrainError> {
     let json = serde_json::to_string(artifact).map_err(|e| TrainError::Read("artifact".into(), e.to_string()))?;
     std::fs::write(path, json).map_err(|e| TrainError::Read(path.display().to_string(), e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_handicaps_simple_just_enough() {
+        // two complex queries the head thinks simple (one barely), the rest clear
+        let mut p = vec![[0.55, 0.05, 0.40], [0.90, 0.05, 0.05]];
+        let mut y = vec![2, 0];
+        for _ in 0..98 {
+            p.push([0.05, 0.10, 0.85]);
+            y.push(2);
+        }
+        let bias = guard_against_under_routing(&p, &y);
+        assert!(bias[0] < 0.0, "{bias:?}");
+        let decide = |p: &[f32; 3]| crate::engine::classify::embedding::decide(p, &bias);
+        assert_ne!(decide(&p[0]), 0, "the borderline complex query is no longer sent to budget");
+        assert_eq!(decide(&p[1]), 0, "a clear simple query still is");
+        // nothing to fix: no handicap
+        assert_eq!(guard_against_under_routing(&p[1..], &y[1..]), [0.0; 3]);
+    }
 }

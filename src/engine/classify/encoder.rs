@@ -1,0 +1,612 @@
+//! MiniLM's transformer (BERT, 6 layers, 384 wide) as a plain forward pass
+//! on the CPU, written for one short query at a time.
+//!
+//! A general tensor library spends most of a 20-token query on dispatch,
+//! copies and thread hand-offs (candle: 12–15 ms). Here every matrix
+//! product is one tight kernel over weights packed at load:
+//! - **int8** (default where the CPU has AVX-512 VNNI): weights quantised
+//!   per output channel, activations per token row (asymmetric u8), products summed in
+//!   i32 by `vpdpbusd` (64 multiply-adds an instruction);
+//! - **f32**: the same products in plain Rust, for other CPUs and as the
+//!   reference the int8 path is tested against.
+//!
+//! Everything else (embeddings, layer norm, attention, GELU) is f32.
+
+use std::path::Path;
+
+use safetensors::SafeTensors;
+
+const HIDDEN: usize = 384;
+const HEADS: usize = 12;
+const HEAD_DIM: usize = HIDDEN / HEADS;
+const INTERMEDIATE: usize = 1536;
+const LAYERS: usize = 6;
+const MAX_POSITIONS: usize = 512;
+const LN_EPS: f32 = 1e-12;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// int8 weights and activations where the CPU supports VNNI, else f32.
+    Int8,
+    F32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Read(String),
+    #[error("tensor {name}: {why}")]
+    Tensor { name: String, why: String },
+}
+
+pub struct Encoder {
+    word: Vec<f32>,
+    position: Vec<f32>,
+    token_type: Vec<f32>,
+    embed_norm: LayerNorm,
+    layers: Vec<Layer>,
+    int8: bool,
+}
+
+struct Layer {
+    /// query, key and value in one product (1152 outputs)
+    qkv: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    ffn_in: Linear,
+    ffn_out: Linear,
+    ffn_norm: LayerNorm,
+}
+
+struct LayerNorm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+impl Encoder {
+    pub fn load(weights_file: &Path, precision: Precision) -> Result<Self, LoadError> {
+        let bytes =
+            std::fs::read(weights_file).map_err(|e| LoadError::Read(format!("{}: {e}", weights_file.display())))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| LoadError::Read(e.to_string()))?;
+        let int8 = precision == Precision::Int8 && vnni_available();
+        let t = |name: &str, len: usize| tensor(&st, name, len);
+        let norm = |prefix: &str| -> Result<LayerNorm, LoadError> {
+            Ok(LayerNorm {
+                gamma: t(&format!("{prefix}.weight"), HIDDEN)?,
+                beta: t(&format!("{prefix}.bias"), HIDDEN)?,
+            })
+        };
+        let linear = |prefixes: &[String], in_dim: usize, out_dim: usize| -> Result<Linear, LoadError> {
+            let mut w = Vec::with_capacity(in_dim * out_dim * prefixes.len());
+            let mut b = Vec::with_capacity(out_dim * prefixes.len());
+            for p in prefixes {
+                w.extend(t(&format!("{p}.weight"), in_dim * out_dim)?);
+                b.extend(t(&format!("{p}.bias"), out_dim)?);
+            }
+            Ok(Linear::new(w, b, in_dim, int8))
+        };
+        let mut layers = Vec::with_capacity(LAYERS);
+        for i in 0..LAYERS {
+            let p = format!("encoder.layer.{i}");
+            layers.push(Layer {
+                qkv: linear(&["query", "key", "value"].map(|n| format!("{p}.attention.self.{n}")), HIDDEN, HIDDEN)?,
+                attn_out: linear(&[format!("{p}.attention.output.dense")], HIDDEN, HIDDEN)?,
+                attn_norm: norm(&format!("{p}.attention.output.LayerNorm"))?,
+                ffn_in: linear(&[format!("{p}.intermediate.dense")], HIDDEN, INTERMEDIATE)?,
+                ffn_out: linear(&[format!("{p}.output.dense")], INTERMEDIATE, HIDDEN)?,
+                ffn_norm: norm(&format!("{p}.output.LayerNorm"))?,
+            });
+        }
+        let word = tensor_any(&st, "embeddings.word_embeddings.weight")?;
+        if !word.len().is_multiple_of(HIDDEN) {
+            return Err(LoadError::Tensor {
+                name: "embeddings.word_embeddings.weight".into(),
+                why: "not 384 wide".into(),
+            });
+        }
+        Ok(Encoder {
+            word,
+            position: t("embeddings.position_embeddings.weight", MAX_POSITIONS * HIDDEN)?,
+            token_type: t("embeddings.token_type_embeddings.weight", 2 * HIDDEN)?,
+            embed_norm: norm("embeddings.LayerNorm")?,
+            layers,
+            int8,
+        })
+    }
+
+    /// Whether the int8 kernel is in use.
+    pub fn is_int8(&self) -> bool {
+        self.int8
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.word.len() / HIDDEN
+    }
+
+    /// Mean-pooled (not yet normalised) last hidden states of each
+    /// sequence. Sequences share every matrix product; attention stays
+    /// within each. Ids past the vocabulary read as `[UNK]` (100).
+    pub fn pooled(&self, sequences: &[&[u32]]) -> Vec<[f32; HIDDEN]> {
+        if self.int8 {
+            // SAFETY: `int8` is only set when `vnni_available()`.
+            unsafe { self.pooled_avx512(sequences) }
+        } else {
+            self.pooled_impl(sequences)
+        }
+    }
+
+    /// The same pass compiled for AVX-512, so the f32 parts (attention,
+    /// layer norm, GELU) run 16 wide; the crate itself targets baseline
+    /// x86-64.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VNNI.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+    unsafe fn pooled_avx512(&self, sequences: &[&[u32]]) -> Vec<[f32; HIDDEN]> {
+        self.pooled_impl(sequences)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn pooled_avx512(&self, sequences: &[&[u32]]) -> Vec<[f32; HIDDEN]> {
+        self.pooled_impl(sequences)
+    }
+
+    #[inline(always)]
+    fn pooled_impl(&self, sequences: &[&[u32]]) -> Vec<[f32; HIDDEN]> {
+        let rows: usize = sequences.iter().map(|s| s.len().min(MAX_POSITIONS)).sum();
+        let mut x = vec![0f32; rows * HIDDEN];
+        let mut r = 0;
+        for seq in sequences {
+            for (pos, &id) in seq.iter().take(MAX_POSITIONS).enumerate() {
+                let id = if (id as usize) < self.vocab_size() { id as usize } else { 100 };
+                let row = &mut x[r * HIDDEN..(r + 1) * HIDDEN];
+                let word = &self.word[id * HIDDEN..(id + 1) * HIDDEN];
+                let position = &self.position[pos * HIDDEN..(pos + 1) * HIDDEN];
+                for (((o, w), p), t) in row.iter_mut().zip(word).zip(position).zip(&self.token_type[..HIDDEN]) {
+                    *o = w + p + t;
+                }
+                self.embed_norm.apply(row);
+                r += 1;
+            }
+        }
+        let spans: Vec<(usize, usize)> = sequences
+            .iter()
+            .scan(0, |start, s| {
+                let len = s.len().min(MAX_POSITIONS);
+                let span = (*start, len);
+                *start += len;
+                Some(span)
+            })
+            .collect();
+
+        let mut scratch = Scratch::new(rows);
+        for layer in &self.layers {
+            layer.forward(&mut x, rows, &spans, &mut scratch);
+        }
+
+        spans
+            .iter()
+            .map(|&(start, len)| {
+                let mut mean = [0f32; HIDDEN];
+                for row in x[start * HIDDEN..(start + len) * HIDDEN].chunks_exact(HIDDEN) {
+                    mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+                }
+                let n = len.max(1) as f32;
+                mean.iter_mut().for_each(|m| *m /= n);
+                mean
+            })
+            .collect()
+    }
+}
+
+/// Buffers reused across layers, so a forward pass allocates once.
+struct Scratch {
+    qkv: Vec<f32>,
+    context: Vec<f32>,
+    out: Vec<f32>,
+    ffn: Vec<f32>,
+    scores: Vec<f32>,
+    quant: Vec<u8>,
+    row_range: Vec<(f32, f32)>,
+}
+
+impl Scratch {
+    fn new(rows: usize) -> Self {
+        Scratch {
+            qkv: vec![0.0; rows * 3 * HIDDEN],
+            context: vec![0.0; rows * HIDDEN],
+            out: vec![0.0; rows * HIDDEN],
+            ffn: vec![0.0; rows * INTERMEDIATE],
+            scores: Vec::new(),
+            quant: Vec::new(),
+            row_range: Vec::new(),
+        }
+    }
+}
+
+impl Layer {
+    #[inline(always)]
+    fn forward(&self, x: &mut [f32], rows: usize, spans: &[(usize, usize)], s: &mut Scratch) {
+        self.qkv.apply(x, rows, &mut s.qkv, &mut s.quant, &mut s.row_range);
+        for &(start, len) in spans {
+            attention(
+                &s.qkv[start * 3 * HIDDEN..(start + len) * 3 * HIDDEN],
+                len,
+                &mut s.context[start * HIDDEN..],
+                &mut s.scores,
+            );
+        }
+        self.attn_out.apply(&s.context, rows, &mut s.out, &mut s.quant, &mut s.row_range);
+        for (row, add) in x.chunks_exact_mut(HIDDEN).zip(s.out.chunks_exact(HIDDEN)) {
+            row.iter_mut().zip(add).for_each(|(a, b)| *a += b);
+            self.attn_norm.apply(row);
+        }
+        self.ffn_in.apply(x, rows, &mut s.ffn, &mut s.quant, &mut s.row_range);
+        s.ffn[..rows * INTERMEDIATE].iter_mut().for_each(|v| *v = gelu(*v));
+        self.ffn_out.apply(&s.ffn, rows, &mut s.out, &mut s.quant, &mut s.row_range);
+        for (row, add) in x.chunks_exact_mut(HIDDEN).zip(s.out.chunks_exact(HIDDEN)) {
+            row.iter_mut().zip(add).for_each(|(a, b)| *a += b);
+            self.ffn_norm.apply(row);
+        }
+    }
+}
+
+/// Scaled dot-product attention of one sequence, all heads; `qkv` holds
+/// `len` rows of [q | k | v]. Keys are transposed per head first, so each
+/// query's scores are 32 vectorised row updates instead of `len` short dot
+/// products.
+#[inline(always)]
+fn attention(qkv: &[f32], len: usize, context: &mut [f32], scratch: &mut Vec<f32>) {
+    let scale = 1.0 / (HEAD_DIM as f32).sqrt();
+    scratch.resize(len + HEAD_DIM * len, 0.0);
+    let (scores, keys_t) = scratch.split_at_mut(len);
+    for h in 0..HEADS {
+        let off = h * HEAD_DIM;
+        for (j, row) in qkv.chunks_exact(3 * HIDDEN).take(len).enumerate() {
+            for (d, &k) in row[HIDDEN + off..HIDDEN + off + HEAD_DIM].iter().enumerate() {
+                keys_t[d * len + j] = k;
+            }
+        }
+        for i in 0..len {
+            let q = &qkv[i * 3 * HIDDEN + off..][..HEAD_DIM];
+            scores.fill(0.0);
+            for (&qd, kd) in q.iter().zip(keys_t.chunks_exact(len)) {
+                let qd = qd * scale;
+                scores.iter_mut().zip(kd).for_each(|(s, k)| *s += qd * k);
+            }
+            let max = lanes(scores, f32::NEG_INFINITY, f32::max);
+            scores.iter_mut().for_each(|s| *s = fast_exp(*s - max));
+            let inv = 1.0 / lanes(scores, 0.0, |a, b| a + b);
+            let mut out = [0f32; HEAD_DIM];
+            for (&p, row) in scores.iter().zip(qkv.chunks_exact(3 * HIDDEN)) {
+                let v = &row[2 * HIDDEN + off..2 * HIDDEN + off + HEAD_DIM];
+                out.iter_mut().zip(v).for_each(|(o, v)| *o += p * v);
+            }
+            context[i * HIDDEN + off..][..HEAD_DIM].iter_mut().zip(out).for_each(|(c, o)| *c = o * inv);
+        }
+    }
+}
+
+impl LayerNorm {
+    #[inline(always)]
+    fn apply(&self, row: &mut [f32]) {
+        let n = row.len() as f32;
+        let mean = lanes(row, 0.0, |a, b| a + b) / n;
+        let var = (dot(row, row) / n - mean * mean).max(0.0);
+        let inv = 1.0 / (var + LN_EPS).sqrt();
+        for ((v, g), b) in row.iter_mut().zip(&self.gamma).zip(&self.beta) {
+            *v = (*v - mean) * inv * g + b;
+        }
+    }
+}
+
+/// A dense layer `y = x·Wᵀ + b` (PyTorch's weight layout: `out × in`).
+struct Linear {
+    in_dim: usize,
+    out_dim: usize,
+    bias: Vec<f32>,
+    weights: Weights,
+}
+
+enum Weights {
+    F32(Vec<f32>),
+    Int8 {
+        /// Blocks of 16 outputs; in each, groups of 4 inputs; in each, 16×4
+        /// bytes (output-major): one `vpdpbusd` operand.
+        packed: Vec<i8>,
+        scale: Vec<f32>,
+        /// Σ_k w[o][k], for the activations' offset.
+        sum: Vec<i32>,
+    },
+}
+
+/// Outputs a kernel call produces per row (four 16-lane blocks).
+const OUT_TILE: usize = 64;
+
+impl Linear {
+    fn new(w: Vec<f32>, bias: Vec<f32>, in_dim: usize, int8: bool) -> Self {
+        let out_dim = bias.len();
+        debug_assert_eq!(w.len(), in_dim * out_dim);
+        if !int8 {
+            return Linear { in_dim, out_dim, bias, weights: Weights::F32(w) };
+        }
+        assert!(
+            out_dim.is_multiple_of(OUT_TILE) && in_dim.is_multiple_of(4),
+            "int8 kernel needs out % 64 == 0 and in % 4 == 0"
+        );
+        let mut packed = vec![0i8; in_dim * out_dim];
+        let mut scale = vec![0f32; out_dim];
+        let mut sum = vec![0i32; out_dim];
+        for o in 0..out_dim {
+            let row = &w[o * in_dim..(o + 1) * in_dim];
+            let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+            scale[o] = s;
+            let (block, lane) = (o / 16, o % 16);
+            for (k, v) in row.iter().enumerate() {
+                let q = (v / s).round().clamp(-127.0, 127.0) as i8;
+                sum[o] += i32::from(q);
+                packed[block * 16 * in_dim + (k / 4) * 64 + lane * 4 + k % 4] = q;
+            }
+        }
+        Linear { in_dim, out_dim, bias, weights: Weights::Int8 { packed, scale, sum } }
+    }
+
+    #[inline(always)]
+    fn apply(&self, x: &[f32], rows: usize, y: &mut [f32], quant: &mut Vec<u8>, row_range: &mut Vec<(f32, f32)>) {
+        let (n, m) = (self.in_dim, self.out_dim);
+        match &self.weights {
+            Weights::F32(w) => {
+                for (xr, yr) in x[..rows * n].chunks_exact(n).zip(y.chunks_exact_mut(m)) {
+                    for ((yo, wo), b) in yr.iter_mut().zip(w.chunks_exact(n)).zip(&self.bias) {
+                        *yo = dot(xr, wo) + b;
+                    }
+                }
+            }
+            Weights::Int8 { packed, scale, sum } => {
+                quantize_rows(&x[..rows * n], n, quant, row_range);
+                let mut acc = vec![0i32; rows * m];
+                // SAFETY: `Weights::Int8` is only built when `vnni_available()`.
+                unsafe { int8_kernel(quant, rows, n, packed, m, &mut acc) };
+                for ((ar, yr), &(sx, min)) in acc.chunks_exact(m).zip(y.chunks_exact_mut(m)).zip(row_range.iter()) {
+                    // Σ_k (min + s·q_k)·(sw·w_k) = sw·(s·Σ q_k w_k + min·Σ w_k)
+                    for ((((yo, &a), &sw), &ws), &b) in yr.iter_mut().zip(ar).zip(scale).zip(sum).zip(&self.bias) {
+                        *yo = sw * (sx * a as f32 + min * ws as f32) + b;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Each row to u8 over its own range: `x ≈ min + scale·q`. Asymmetric,
+/// because GELU outputs barely go below zero: a symmetric range would
+/// waste half the levels.
+#[inline(always)]
+fn quantize_rows(x: &[f32], n: usize, out: &mut Vec<u8>, ranges: &mut Vec<(f32, f32)>) {
+    out.resize(x.len(), 0);
+    ranges.clear();
+    for (xr, qr) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        let (min, max) = xr.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let scale = if max > min { (max - min) / 255.0 } else { 1.0 };
+        ranges.push((scale, min));
+        let inv = 1.0 / scale;
+        for (q, v) in qr.iter_mut().zip(xr) {
+            *q = round_nearest_int(((v - min) * inv).clamp(0.0, 255.0)).1 as u8;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn vnni_available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vnni")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn vnni_available() -> bool {
+    false
+}
+
+/// `acc[r][o] = Σ_k x[r][k] · w[o][k]` with `x` as u8 and `w` packed i8.
+/// Tiles of up to 4 rows × 64 outputs keep 16 accumulators in registers.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW and VNNI.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn int8_kernel(x: &[u8], rows: usize, n: usize, packed: &[i8], m: usize, acc: &mut [i32]) {
+    let mut r = 0;
+    while r < rows {
+        let tile = (rows - r).min(4);
+        for ob in (0..m).step_by(OUT_TILE) {
+            // SAFETY: same target features; bounds as asserted at packing.
+            unsafe {
+                match tile {
+                    4 => tile_kernel::<4>(x, r, n, packed, ob, m, acc),
+                    3 => tile_kernel::<3>(x, r, n, packed, ob, m, acc),
+                    2 => tile_kernel::<2>(x, r, n, packed, ob, m, acc),
+                    _ => tile_kernel::<1>(x, r, n, packed, ob, m, acc),
+                }
+            }
+        }
+        r += tile;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[inline]
+unsafe fn tile_kernel<const T: usize>(
+    x: &[u8],
+    r0: usize,
+    n: usize,
+    packed: &[i8],
+    ob: usize,
+    m: usize,
+    acc: &mut [i32],
+) {
+    use std::arch::x86_64::*;
+    let mut sums = [[_mm512_setzero_si512(); 4]; T];
+    let blocks: [&[i8]; 4] = std::array::from_fn(|b| &packed[(ob / 16 + b) * 16 * n..][..16 * n]);
+    let rows: [&[u8]; T] = std::array::from_fn(|t| &x[(r0 + t) * n..][..n]);
+    for g in 0..n / 4 {
+        // SAFETY: each block holds n/4 groups of 64 bytes; each row n bytes.
+        unsafe {
+            let w: [__m512i; 4] = std::array::from_fn(|b| _mm512_loadu_si512(blocks[b].as_ptr().add(g * 64).cast()));
+            for t in 0..T {
+                let a = _mm512_set1_epi32(std::ptr::read_unaligned(rows[t].as_ptr().add(g * 4).cast::<i32>()));
+                for b in 0..4 {
+                    sums[t][b] = _mm512_dpbusd_epi32(sums[t][b], a, w[b]);
+                }
+            }
+        }
+    }
+    for t in 0..T {
+        for b in 0..4 {
+            let out = &mut acc[(r0 + t) * m + ob + b * 16..][..16];
+            // SAFETY: 16 i32 in bounds.
+            unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), sums[t][b]) };
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn int8_kernel(_: &[u8], _: usize, _: usize, _: &[i8], _: usize, _: &mut [i32]) {
+    unreachable!("int8 weights are only packed on x86_64 with VNNI")
+}
+
+/// Folds `values` in sixteen lanes, then the lanes: a single running
+/// value would be a serial chain the compiler may not reorder.
+#[inline(always)]
+fn lanes(values: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 16];
+    let chunks = values.chunks_exact(16);
+    let tail = chunks.remainder().iter().fold(init, |a, &v| f(a, v));
+    for chunk in chunks {
+        for i in 0..16 {
+            acc[i] = f(acc[i], chunk[i]);
+        }
+    }
+    acc.iter().fold(tail, |a, &v| f(a, v))
+}
+
+/// Sixteen partial sums, so the compiler vectorises the loop.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (xa, xb) in ca.zip(cb) {
+        for i in 0..16 {
+            lanes[i] += xa[i] * xb[i];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// e^x to ~1e-6 relative, branch-free so loops over it vectorise.
+#[inline(always)]
+fn fast_exp(x: f32) -> f32 {
+    let y = x.clamp(-87.0, 88.0) * std::f32::consts::LOG2_E;
+    let (n, n_int) = round_nearest_int(y);
+    let f = y - n;
+    // 2^f on [-0.5, 0.5]: Taylor series of e^(f·ln2) to degree 6
+    let p = 1.0
+        + f * (std::f32::consts::LN_2
+            + f * (0.240_226_5 + f * (0.055_504_11 + f * (0.009_618_129 + f * (0.001_333_355 + f * 0.000_154_035_3)))));
+    p * f32::from_bits(((n_int + 127) << 23) as u32)
+}
+
+/// Rounds to the nearest integer for |x| < 2²², as a float and as an
+/// integer: adding 1.5·2²³ pushes the fraction out of the mantissa, which
+/// then holds the integer. Neither `round()` (a libm call on baseline
+/// x86-64) nor an `as` cast (saturating, scalar) would vectorise.
+#[inline(always)]
+fn round_nearest_int(x: f32) -> (f32, i32) {
+    const MAGIC: f32 = 12_582_912.0;
+    let shifted = x + MAGIC;
+    (shifted - MAGIC, shifted.to_bits() as i32 - MAGIC.to_bits() as i32)
+}
+
+/// BERT's exact GELU, x·Φ(x), with erf from Abramowitz & Stegun 7.1.26
+/// (|error| < 1.5e-7).
+#[inline(always)]
+fn gelu(x: f32) -> f32 {
+    let z = x * std::f32::consts::FRAC_1_SQRT_2;
+    let a = z.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t * (0.254_829_6 + t * (-0.284_496_7 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    let erf_abs = 1.0 - poly * fast_exp(-a * a);
+    0.5 * x * (1.0 + erf_abs.copysign(z))
+}
+
+fn tensor(st: &SafeTensors, name: &str, len: usize) -> Result<Vec<f32>, LoadError> {
+    let v = tensor_any(st, name)?;
+    if v.len() != len {
+        return Err(LoadError::Tensor { name: name.into(), why: format!("{} values, expected {len}", v.len()) });
+    }
+    Ok(v)
+}
+
+fn tensor_any(st: &SafeTensors, name: &str) -> Result<Vec<f32>, LoadError> {
+    let err = |why: String| LoadError::Tensor { name: name.into(), why };
+    let view = st.tensor(name).map_err(|e| err(e.to_string()))?;
+    if view.dtype() != safetensors::Dtype::F32 {
+        return Err(err(format!("dtype {:?}, expected F32", view.dtype())));
+    }
+    Ok(view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_exp_matches_std() {
+        for i in -800..=800 {
+            let x = i as f32 / 10.0;
+            let rel = (fast_exp(x) - x.exp()).abs() / x.exp();
+            assert!(rel < 1e-5, "exp({x}): {} vs {}", fast_exp(x), x.exp());
+        }
+    }
+
+    #[test]
+    fn gelu_matches_the_erf_definition() {
+        // reference values of x·Φ(x)
+        for (x, want) in
+            [(-3.0, -0.004_049_7), (-1.0, -0.158_655_3), (0.0, 0.0), (0.5, 0.345_731_1), (2.0, 1.954_499_7)]
+        {
+            assert!((gelu(x) - want).abs() < 1e-5, "gelu({x}) = {}", gelu(x));
+        }
+    }
+
+    #[test]
+    fn int8_linear_agrees_with_f32() {
+        if !vnni_available() {
+            eprintln!("no AVX-512 VNNI here: int8 kernel not exercised");
+            return;
+        }
+        let (n, m, rows) = (384, 128, 7);
+        // deterministic pseudo-random weights and inputs
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        };
+        let w: Vec<f32> = (0..n * m).map(|_| next()).collect();
+        let b: Vec<f32> = (0..m).map(|_| next()).collect();
+        let x: Vec<f32> = (0..rows * n).map(|_| next() * 4.0).collect();
+        let f = Linear::new(w.clone(), b.clone(), n, false);
+        let q = Linear::new(w, b, n, true);
+        let (mut yf, mut yq) = (vec![0f32; rows * m], vec![0f32; rows * m]);
+        let (mut quant, mut scales) = (Vec::new(), Vec::new());
+        f.apply(&x, rows, &mut yf, &mut quant, &mut scales);
+        q.apply(&x, rows, &mut yq, &mut quant, &mut scales);
+        let err: f32 = yf.iter().zip(&yq).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
+        let norm: f32 = yf.iter().map(|a| a * a).sum::<f32>().sqrt();
+        assert!(err / norm < 0.02, "relative error {}", err / norm);
+    }
+}
