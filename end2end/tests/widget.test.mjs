@@ -145,8 +145,9 @@ test('the one-line embed snippet adds a working chat to a plain page', async () 
   await frame.locator('article.assistant .feedback').waitFor({ timeout: 120_000 });
   assert.ok((await frame.locator('article.assistant .text').textContent()).trim().length > 5);
   await page.screenshot({ path: SHOTS + 'embed-open.png' });
+  // Escape inside the iframe reaches embed.js by postMessage: wait for it
   await page.keyboard.press('Escape');
-  assert.equal(await launcher.getAttribute('aria-expanded'), 'false');
+  await page.waitForFunction(() => document.querySelector('.triage-launcher').getAttribute('aria-expanded') === 'false', null, { timeout: 5_000 });
   await context.close();
 });
 
