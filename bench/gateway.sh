@@ -13,13 +13,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 harness="${GATEWAY_HARNESS:-$root/../shared/bench/gateway_overhead.sh}"
 [[ -x "$harness" ]] || { echo "bench: $harness not found (set GATEWAY_HARNESS)" >&2; exit 1; }
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v nginx >/dev/null || missing+=(nginx-light libnginx-mod-http-lua)
-if ((${#missing[@]})); then
-  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# shellcheck source=bench/tools.sh
+source "$root/bench/tools.sh"
+need_wrk_and_nginx
 
 pg_server="${TRIAGE_TEST_PG:-postgres://postgres@127.0.0.1:5432}"
 port=3300

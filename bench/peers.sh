@@ -16,13 +16,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 shared="${GATEWAY_BENCH_DIR:-$root/../shared/bench}"
 harness="$shared/gateway_overhead.sh"
 [[ -x "$harness" ]] || { echo "bench: $harness not found (set GATEWAY_BENCH_DIR)" >&2; exit 1; }
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v nginx >/dev/null || missing+=(nginx-light libnginx-mod-http-lua)
-if ((${#missing[@]})); then
-  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# shellcheck source=bench/tools.sh
+source "$root/bench/tools.sh"
+need_wrk_and_nginx
 export PEERS="${PEERS:-/tmp/peers}"
 steps="${STEPS:-nginx triage litellm portkey}"
 [[ " $steps " == *" litellm "* && ! -x "$PEERS/litellm-venv/bin/litellm" ]] && "$shared/peers/litellm.sh" install

@@ -236,13 +236,19 @@ mod tests {
         assert_eq!(truncate_keep_tail(vec![1, 2, 3], 64), vec![1, 2, 3]);
     }
 
+    /// The shipped model, or `None` (with a hint) before `scripts/fetch-models`.
+    fn model_dir() -> Option<PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2");
+        if dir.join("model.safetensors").exists() {
+            return Some(dir);
+        }
+        eprintln!("models missing: run scripts/fetch-models");
+        None
+    }
+
     #[test]
     fn long_pastes_are_tokenized_by_head_and_tail() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2");
-        if !dir.join("model.safetensors").exists() {
-            eprintln!("models missing: run scripts/fetch-models");
-            return;
-        }
+        let Some(dir) = model_dir() else { return };
         let m = MiniLm::load(&dir).unwrap();
         let log = format!("héllo first line {} the very last words", "ERROR pool timeout é\n".repeat(800));
         let ids = m.token_ids(&log).unwrap();
@@ -257,11 +263,7 @@ mod tests {
     /// (`scripts/minilm-reference.py`) over the same shipped files.
     #[test]
     fn embeddings_match_the_numpy_reference() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2");
-        if !dir.join("model.safetensors").exists() {
-            eprintln!("models missing: run scripts/fetch-models");
-            return;
-        }
+        let Some(dir) = model_dir() else { return };
         let reference = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("data/classifier/minilm-reference.jsonl"),
         )

@@ -76,6 +76,15 @@ impl SvmHead {
         params: SvmParams,
         calibrate_on: Option<(&[Vec<f32>], &[usize])>,
     ) -> SvmHead {
+        let mut head = Self::fit(xs, ys, params);
+        let (cx, cy) = calibrate_on.unwrap_or((xs, ys));
+        head.calibrate(cx, cy);
+        head
+    }
+
+    /// The machines alone, with an untrained calibration: for a caller that
+    /// takes the calibration from another fit.
+    pub fn fit(xs: &[Vec<f32>], ys: &[usize], params: SvmParams) -> SvmHead {
         let dim = xs.first().map_or(0, Vec::len);
         let gamma = scale_gamma(xs);
         let kernel = KernelMatrix::new(xs, gamma);
@@ -103,20 +112,22 @@ impl SvmHead {
             rho.push(r);
         }
         let keep: Vec<usize> = (0..n).filter(|&i| used[i]).collect();
-        let mut head = SvmHead {
+        SvmHead {
             dim,
             gamma,
             support: keep.iter().flat_map(|&i| xs[i].iter().copied()).collect(),
             coef: alphas.iter().map(|a| keep.iter().map(|&i| a[i]).collect()).collect(),
             rho,
             calibration: Head { weights: vec![vec![0.0; 3]; CLASSES], bias: vec![0.0; CLASSES], temperature: 1.0 },
-        };
-        let (cx, cy) = calibrate_on.unwrap_or((xs, ys));
-        let decisions: Vec<Vec<f32>> = cx.iter().map(|x| head.decision(x).to_vec()).collect();
-        let mut calibration = Head::train(&decisions, cy, TrainParams { epochs: 300, learning_rate: 0.05, l2: 1e-4 });
-        calibration.calibrate(&decisions, cy);
-        head.calibration = calibration;
-        head
+        }
+    }
+
+    /// Fits the logistic regression over the decision values of `xs`.
+    fn calibrate(&mut self, xs: &[Vec<f32>], ys: &[usize]) {
+        let decisions: Vec<Vec<f32>> = xs.iter().map(|x| self.decision(x).to_vec()).collect();
+        let mut calibration = Head::train(&decisions, ys, TrainParams { epochs: 300, learning_rate: 0.05, l2: 1e-4 });
+        calibration.calibrate(&decisions, ys);
+        self.calibration = calibration;
     }
 }
 

@@ -110,7 +110,7 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, examples: &[Example]) -> Resu
     let mut fast_final = Head::train(&ax, &ay, params);
     fast_final.temperature = fast.temperature;
     let (bx, by) = all(false);
-    let mut full_final = SvmHead::train(&bx, &by, SvmParams::default(), None);
+    let mut full_final = SvmHead::fit(&bx, &by, SvmParams::default());
     full_final.calibration = full.calibration;
     Ok(Artifact {
         fast: fast_final,
