@@ -4,11 +4,13 @@
 //! A general tensor library spends most of a 20-token query on dispatch,
 //! copies and thread hand-offs (candle: 12–15 ms). Here every matrix
 //! product is one tight kernel over weights packed at load:
-//! - **int8** (default where the CPU has AVX-512 VNNI): weights quantised
-//!   per output channel, activations per token row (asymmetric u8), products summed in
-//!   i32 by `vpdpbusd` (64 multiply-adds an instruction);
+//! - **int8** (default): weights quantised per output channel, activations
+//!   per token row (asymmetric, unsigned), products summed in i32. Two
+//!   kernels: AVX-512 VNNI `vpdpbusd` (64 multiply-adds an instruction), or
+//!   AVX2 `vpmaddubsw` + `vpmaddwd` for CPUs without it (weights in 7 bits,
+//!   so a pair of products cannot saturate i16);
 //! - **f32**: the same products in plain Rust, for other CPUs and as the
-//!   reference the int8 path is tested against.
+//!   reference the int8 paths are tested against.
 //!
 //! Everything else (embeddings, layer norm, attention, GELU) is f32.
 
@@ -26,7 +28,8 @@ const LN_EPS: f32 = 1e-12;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
-    /// int8 weights and activations where the CPU supports VNNI, else f32.
+    /// int8 weights and activations where the CPU has AVX-512 VNNI or
+    /// AVX2, else f32.
     Int8,
     F32,
 }
@@ -45,7 +48,47 @@ pub struct Encoder {
     token_type: Vec<f32>,
     embed_norm: LayerNorm,
     layers: Vec<Layer>,
-    int8: bool,
+    kernel: Option<Kernel>,
+}
+
+/// The int8 matrix kernel the CPU runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// AVX-512 VNNI: i8 weights, blocks of 16 outputs.
+    Vnni,
+    /// AVX2: weights within ±63, blocks of 8 outputs.
+    Avx2,
+}
+
+impl Kernel {
+    fn detect() -> Option<Kernel> {
+        if vnni_available() {
+            Some(Kernel::Vnni)
+        } else if avx2_available() {
+            Some(Kernel::Avx2)
+        } else {
+            None
+        }
+    }
+
+    /// Outputs in one packed block (one register of i32 sums).
+    fn block(self) -> usize {
+        match self {
+            Kernel::Vnni => 16,
+            Kernel::Avx2 => 8,
+        }
+    }
+
+    /// Largest quantised weight magnitude. `vpmaddubsw` adds two u8·i8
+    /// products in i16: 2·255·63 fits, 2·255·127 would saturate. Weights
+    /// give up the bit rather than activations, whose outlier dimensions
+    /// need the range.
+    fn weight_levels(self) -> f32 {
+        match self {
+            Kernel::Vnni => 127.0,
+            Kernel::Avx2 => 63.0,
+        }
+    }
 }
 
 struct Layer {
@@ -68,7 +111,7 @@ impl Encoder {
         let bytes =
             std::fs::read(weights_file).map_err(|e| LoadError::Read(format!("{}: {e}", weights_file.display())))?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| LoadError::Read(e.to_string()))?;
-        let int8 = precision == Precision::Int8 && vnni_available();
+        let kernel = if precision == Precision::Int8 { Kernel::detect() } else { None };
         let t = |name: &str, len: usize| tensor(&st, name, len);
         let norm = |prefix: &str| -> Result<LayerNorm, LoadError> {
             Ok(LayerNorm {
@@ -83,7 +126,7 @@ impl Encoder {
                 w.extend(t(&format!("{p}.weight"), in_dim * out_dim)?);
                 b.extend(t(&format!("{p}.bias"), out_dim)?);
             }
-            Ok(Linear::new(w, b, in_dim, int8))
+            Ok(Linear::new(w, b, in_dim, kernel))
         };
         let mut layers = Vec::with_capacity(LAYERS);
         for i in 0..LAYERS {
@@ -110,13 +153,13 @@ impl Encoder {
             token_type: t("embeddings.token_type_embeddings.weight", 2 * HIDDEN)?,
             embed_norm: norm("embeddings.LayerNorm")?,
             layers,
-            int8,
+            kernel,
         })
     }
 
-    /// Whether the int8 kernel is in use.
-    pub fn is_int8(&self) -> bool {
-        self.int8
+    /// The int8 kernel in use, if any (else f32).
+    pub fn kernel(&self) -> Option<Kernel> {
+        self.kernel
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -127,12 +170,28 @@ impl Encoder {
     /// sequence. Sequences share every matrix product; attention stays
     /// within each. Ids past the vocabulary read as `[UNK]` (100).
     pub fn pooled(&self, sequences: &[&[u32]]) -> Vec<[f32; HIDDEN]> {
-        if self.int8 {
-            // SAFETY: `int8` is only set when `vnni_available()`.
-            unsafe { self.pooled_avx512(sequences) }
-        } else {
-            self.pooled_impl(sequences)
+        match self.kernel {
+            // SAFETY: `Kernel::Vnni` is only chosen when `vnni_available()`.
+            Some(Kernel::Vnni) => unsafe { self.pooled_avx512(sequences) },
+            // SAFETY: `Kernel::Avx2` is only chosen when `avx2_available()`.
+            Some(Kernel::Avx2) => unsafe { self.pooled_avx2(sequences) },
+            None => self.pooled_impl(sequences),
         }
+    }
+
+    /// The pass compiled for AVX2 and FMA (8 wide).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn pooled_avx2(&self, sequences: &[&[u32]]) -> Vec<[f32; HIDDEN]> {
+        self.pooled_impl(sequences)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn pooled_avx2(&self, sequences: &[&[u32]]) -> Vec<[f32; HIDDEN]> {
+        self.pooled_impl(sequences)
     }
 
     /// The same pass compiled for AVX-512, so the f32 parts (attention,
@@ -312,8 +371,9 @@ struct Linear {
 enum Weights {
     F32(Vec<f32>),
     Int8 {
-        /// Blocks of 16 outputs; in each, groups of 4 inputs; in each, 16×4
-        /// bytes (output-major): one `vpdpbusd` operand.
+        kernel: Kernel,
+        /// Blocks of `kernel.block()` outputs; in each, groups of 4 inputs;
+        /// in each, block×4 bytes (output-major): one register operand.
         packed: Vec<i8>,
         scale: Vec<f32>,
         /// Σ_k w[o][k], for the activations' offset.
@@ -321,16 +381,19 @@ enum Weights {
     },
 }
 
-/// Outputs a kernel call produces per row (four 16-lane blocks).
+/// Outputs a kernel call produces per row: four 16-lane blocks (VNNI) or
+/// two 8-lane blocks (AVX2). Every layer's width is a multiple of 64.
 const OUT_TILE: usize = 64;
+const OUT_TILE_AVX2: usize = 16;
 
 impl Linear {
-    fn new(w: Vec<f32>, bias: Vec<f32>, in_dim: usize, int8: bool) -> Self {
+    fn new(w: Vec<f32>, bias: Vec<f32>, in_dim: usize, kernel: Option<Kernel>) -> Self {
         let out_dim = bias.len();
         debug_assert_eq!(w.len(), in_dim * out_dim);
-        if !int8 {
+        let Some(kernel) = kernel else {
             return Linear { in_dim, out_dim, bias, weights: Weights::F32(w) };
-        }
+        };
+        let (width, levels) = (kernel.block(), kernel.weight_levels());
         assert!(
             out_dim.is_multiple_of(OUT_TILE) && in_dim.is_multiple_of(4),
             "int8 kernel needs out % 64 == 0 and in % 4 == 0"
@@ -341,16 +404,16 @@ impl Linear {
         for o in 0..out_dim {
             let row = &w[o * in_dim..(o + 1) * in_dim];
             let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+            let s = if max > 0.0 { max / levels } else { 1.0 };
             scale[o] = s;
-            let (block, lane) = (o / 16, o % 16);
+            let (block, lane) = (o / width, o % width);
             for (k, v) in row.iter().enumerate() {
-                let q = (v / s).round().clamp(-127.0, 127.0) as i8;
+                let q = (v / s).round().clamp(-levels, levels) as i8;
                 sum[o] += i32::from(q);
-                packed[block * 16 * in_dim + (k / 4) * 64 + lane * 4 + k % 4] = q;
+                packed[block * width * in_dim + (k / 4) * width * 4 + lane * 4 + k % 4] = q;
             }
         }
-        Linear { in_dim, out_dim, bias, weights: Weights::Int8 { packed, scale, sum } }
+        Linear { in_dim, out_dim, bias, weights: Weights::Int8 { kernel, packed, scale, sum } }
     }
 
     #[inline(always)]
@@ -364,11 +427,15 @@ impl Linear {
                     }
                 }
             }
-            Weights::Int8 { packed, scale, sum } => {
+            Weights::Int8 { kernel, packed, scale, sum } => {
                 quantize_rows(&x[..rows * n], n, quant, row_range);
                 let mut acc = vec![0i32; rows * m];
-                // SAFETY: `Weights::Int8` is only built when `vnni_available()`.
-                unsafe { int8_kernel(quant, rows, n, packed, m, &mut acc) };
+                match kernel {
+                    // SAFETY: `Kernel::Vnni` is only chosen when `vnni_available()`.
+                    Kernel::Vnni => unsafe { int8_kernel(quant, rows, n, packed, m, &mut acc) },
+                    // SAFETY: `Kernel::Avx2` is only chosen when `avx2_available()`.
+                    Kernel::Avx2 => unsafe { int8_kernel_avx2(quant, rows, n, packed, m, &mut acc) },
+                }
                 for ((ar, yr), &(sx, min)) in acc.chunks_exact(m).zip(y.chunks_exact_mut(m)).zip(row_range.iter()) {
                     // Σ_k (min + s·q_k)·(sw·w_k) = sw·(s·Σ q_k w_k + min·Σ w_k)
                     for ((((yo, &a), &sw), &ws), &b) in yr.iter_mut().zip(ar).zip(scale).zip(sum).zip(&self.bias) {
@@ -407,6 +474,16 @@ fn vnni_available() -> bool {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn vnni_available() -> bool {
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2_available() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn avx2_available() -> bool {
     false
 }
 
@@ -475,7 +552,82 @@ unsafe fn tile_kernel<const T: usize>(
 
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn int8_kernel(_: &[u8], _: usize, _: usize, _: &[i8], _: usize, _: &mut [i32]) {
-    unreachable!("int8 weights are only packed on x86_64 with VNNI")
+    unreachable!("int8 weights are only packed on x86_64")
+}
+
+/// `int8_kernel` for AVX2: `vpmaddubsw` multiplies u8 by i8 and adds
+/// neighbours into i16 (exact: weights stay within ±63), `vpmaddwd` by
+/// ones widens the pairs to i32. Tiles of up to 4 rows × 16 outputs keep 8
+/// accumulators in registers.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn int8_kernel_avx2(x: &[u8], rows: usize, n: usize, packed: &[i8], m: usize, acc: &mut [i32]) {
+    // Output blocks outside, rows inside: a block's weights (at most 24 KB)
+    // stay in L1 while every row passes, where the other order streams the
+    // whole matrix (up to 590 KB, more than L2) once per four rows.
+    for ob in (0..m).step_by(OUT_TILE_AVX2) {
+        let mut r = 0;
+        while r < rows {
+            let tile = (rows - r).min(4);
+            // SAFETY: same target features; bounds as asserted at packing.
+            unsafe {
+                match tile {
+                    4 => tile_kernel_avx2::<4>(x, r, n, packed, ob, m, acc),
+                    3 => tile_kernel_avx2::<3>(x, r, n, packed, ob, m, acc),
+                    2 => tile_kernel_avx2::<2>(x, r, n, packed, ob, m, acc),
+                    _ => tile_kernel_avx2::<1>(x, r, n, packed, ob, m, acc),
+                }
+            }
+            r += tile;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tile_kernel_avx2<const T: usize>(
+    x: &[u8],
+    r0: usize,
+    n: usize,
+    packed: &[i8],
+    ob: usize,
+    m: usize,
+    acc: &mut [i32],
+) {
+    use std::arch::x86_64::*;
+    let ones = _mm256_set1_epi16(1);
+    let mut sums = [[_mm256_setzero_si256(); 2]; T];
+    let blocks: [&[i8]; 2] = std::array::from_fn(|b| &packed[(ob / 8 + b) * 8 * n..][..8 * n]);
+    let rows: [&[u8]; T] = std::array::from_fn(|t| &x[(r0 + t) * n..][..n]);
+    for g in 0..n / 4 {
+        // SAFETY: each block holds n/4 groups of 32 bytes; each row n bytes.
+        unsafe {
+            let w: [__m256i; 2] = std::array::from_fn(|b| _mm256_loadu_si256(blocks[b].as_ptr().add(g * 32).cast()));
+            for t in 0..T {
+                let a = _mm256_set1_epi32(std::ptr::read_unaligned(rows[t].as_ptr().add(g * 4).cast::<i32>()));
+                for b in 0..2 {
+                    let pairs = _mm256_maddubs_epi16(a, w[b]);
+                    sums[t][b] = _mm256_add_epi32(sums[t][b], _mm256_madd_epi16(pairs, ones));
+                }
+            }
+        }
+    }
+    for t in 0..T {
+        for b in 0..2 {
+            let out = &mut acc[(r0 + t) * m + ob + b * 8..][..8];
+            // SAFETY: 8 i32 in bounds.
+            unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), sums[t][b]) };
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn int8_kernel_avx2(_: &[u8], _: usize, _: usize, _: &[i8], _: usize, _: &mut [i32]) {
+    unreachable!("int8 weights are only packed on x86_64")
 }
 
 /// Folds `values` in sixteen lanes, then the lanes: a single running
@@ -585,10 +737,20 @@ mod tests {
 
     #[test]
     fn int8_linear_agrees_with_f32() {
-        if !vnni_available() {
-            eprintln!("no AVX-512 VNNI here: int8 kernel not exercised");
+        let kernels: Vec<Kernel> = [(Kernel::Vnni, vnni_available()), (Kernel::Avx2, avx2_available())]
+            .into_iter()
+            .filter_map(|(k, here)| here.then_some(k))
+            .collect();
+        if kernels.is_empty() {
+            eprintln!("neither AVX-512 VNNI nor AVX2 here: int8 kernels not exercised");
             return;
         }
+        for kernel in kernels {
+            int8_kernel_agrees_with_f32(kernel);
+        }
+    }
+
+    fn int8_kernel_agrees_with_f32(kernel: Kernel) {
         let (n, m, rows) = (384, 128, 7);
         // deterministic pseudo-random weights and inputs
         let mut seed = 7u64;
@@ -599,14 +761,14 @@ mod tests {
         let w: Vec<f32> = (0..n * m).map(|_| next()).collect();
         let b: Vec<f32> = (0..m).map(|_| next()).collect();
         let x: Vec<f32> = (0..rows * n).map(|_| next() * 4.0).collect();
-        let f = Linear::new(w.clone(), b.clone(), n, false);
-        let q = Linear::new(w, b, n, true);
+        let f = Linear::new(w.clone(), b.clone(), n, None);
+        let q = Linear::new(w, b, n, Some(kernel));
         let (mut yf, mut yq) = (vec![0f32; rows * m], vec![0f32; rows * m]);
         let (mut quant, mut scales) = (Vec::new(), Vec::new());
         f.apply(&x, rows, &mut yf, &mut quant, &mut scales);
         q.apply(&x, rows, &mut yq, &mut quant, &mut scales);
         let err: f32 = yf.iter().zip(&yq).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
         let norm: f32 = yf.iter().map(|a| a * a).sum::<f32>().sqrt();
-        assert!(err / norm < 0.02, "relative error {}", err / norm);
+        assert!(err / norm < 0.02, "{kernel:?}: relative error {}", err / norm);
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use tokenizers::Tokenizer;
 
-use super::encoder::{Encoder, Precision};
+use super::encoder::{Encoder, Kernel, Precision};
 
 pub const DIM: usize = 384;
 
@@ -62,7 +62,11 @@ impl MiniLm {
     /// Names the weights' arithmetic, so a head trained on one kind of
     /// embedding is not read with another.
     pub fn encoder_kind(&self) -> &'static str {
-        if self.encoder.is_int8() { "minilm-int8" } else { "minilm-f32" }
+        match self.encoder.kernel() {
+            Some(Kernel::Vnni) => "minilm-int8",
+            Some(Kernel::Avx2) => "minilm-int8-avx2",
+            None => "minilm-f32",
+        }
     }
 
     /// Token ids with `[CLS]` … `[SEP]`. Of a long paste only the first

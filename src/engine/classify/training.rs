@@ -177,7 +177,7 @@ fn choose_threshold(fast: &Head, full: &SvmHead, xf: &[Vec<f32>], xg: &[Vec<f32>
 /// Most complex queries sent to the budget tier that training accepts,
 /// on held-out data: a weak model's wrong answer to a hard question costs
 /// more than a strong model's answer to an easy one.
-pub const MAX_COMPLEX_TO_BUDGET: f64 = 0.01;
+pub const MAX_COMPLEX_TO_BUDGET: f64 = 0.005;
 
 /// The smallest handicap on `simple` that keeps complex → simple within
 /// `MAX_COMPLEX_TO_BUDGET` on held-out probabilities (the decision biases,
