@@ -756,7 +756,7 @@ fn run_embed(config: &Config, data: &std::path::Path, max_tokens: usize) -> Resu
     let (minilm, table) = classify::embedding::EmbeddingClassifier::load_parts(&paths).map_err(|e| e.to_string())?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for e in &examples {
-        let (text, _) = classify::heuristic::strip_routing_injections(&e.query);
+        let (text, _) = classify::embedding::prepare(&e.query);
         let ids = minilm.token_ids(&text).map_err(|e| e.to_string())?;
         let line = serde_json::json!({
             "id": e.id, "label": e.label, "tokens": ids.len(),

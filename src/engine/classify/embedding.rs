@@ -75,6 +75,17 @@ impl Paths {
     }
 }
 
+/// The text both heads read: routing instructions removed (and whether
+/// there were any), links shortened.
+pub fn prepare(query: &str) -> (String, bool) {
+    let (text, injected) = strip_routing_injections(query);
+    let text = match features::without_links(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(shorter) => shorter,
+    };
+    (text, injected)
+}
+
 pub fn input(embedding: &[f32], text: &str) -> Vec<f32> {
     let mut x = embedding.to_vec();
     x.extend(features::extract(text));
@@ -115,7 +126,7 @@ impl EmbeddingClassifier {
     /// fast path when it is sure, else the full model), or `None` when the
     /// text has no words.
     pub fn probabilities(&self, query: &str) -> Result<Option<[f32; 3]>, EmbedError> {
-        let (text, _) = strip_routing_injections(query);
+        let (text, _) = prepare(query);
         if !text.chars().any(char::is_alphanumeric) {
             return Ok(None);
         }
@@ -129,7 +140,7 @@ impl EmbeddingClassifier {
     }
 
     pub fn classify(&self, query: &str) -> Verdict {
-        let (text, injected) = strip_routing_injections(query);
+        let (text, injected) = prepare(query);
         let suffix = if injected { "; routing instructions ignored" } else { "" };
         if !text.chars().any(char::is_alphanumeric) {
             return Verdict {

@@ -266,8 +266,16 @@ struct Scratch {
     out: Vec<f32>,
     ffn: Vec<f32>,
     scores: Vec<f32>,
+    int8: Int8Scratch,
+}
+
+/// What an int8 layer needs besides its output: the quantised rows, each
+/// row's range, and the integer sums (the kernels overwrite every one).
+#[derive(Default)]
+struct Int8Scratch {
     quant: Vec<u8>,
     row_range: Vec<(f32, f32)>,
+    acc: Vec<i32>,
 }
 
 impl Scratch {
@@ -278,8 +286,7 @@ impl Scratch {
             out: vec![0.0; rows * HIDDEN],
             ffn: vec![0.0; rows * INTERMEDIATE],
             scores: Vec::new(),
-            quant: Vec::new(),
-            row_range: Vec::new(),
+            int8: Int8Scratch::default(),
         }
     }
 }
@@ -287,7 +294,7 @@ impl Scratch {
 impl Layer {
     #[inline(always)]
     fn forward(&self, x: &mut [f32], rows: usize, spans: &[(usize, usize)], s: &mut Scratch) {
-        self.qkv.apply(x, rows, &mut s.qkv, &mut s.quant, &mut s.row_range);
+        self.qkv.apply(x, rows, &mut s.qkv, &mut s.int8);
         for &(start, len) in spans {
             attention(
                 &s.qkv[start * 3 * HIDDEN..(start + len) * 3 * HIDDEN],
@@ -296,14 +303,14 @@ impl Layer {
                 &mut s.scores,
             );
         }
-        self.attn_out.apply(&s.context, rows, &mut s.out, &mut s.quant, &mut s.row_range);
+        self.attn_out.apply(&s.context, rows, &mut s.out, &mut s.int8);
         for (row, add) in x.chunks_exact_mut(HIDDEN).zip(s.out.chunks_exact(HIDDEN)) {
             row.iter_mut().zip(add).for_each(|(a, b)| *a += b);
             self.attn_norm.apply(row);
         }
-        self.ffn_in.apply(x, rows, &mut s.ffn, &mut s.quant, &mut s.row_range);
+        self.ffn_in.apply(x, rows, &mut s.ffn, &mut s.int8);
         s.ffn[..rows * INTERMEDIATE].iter_mut().for_each(|v| *v = gelu(*v));
-        self.ffn_out.apply(&s.ffn, rows, &mut s.out, &mut s.quant, &mut s.row_range);
+        self.ffn_out.apply(&s.ffn, rows, &mut s.out, &mut s.int8);
         for (row, add) in x.chunks_exact_mut(HIDDEN).zip(s.out.chunks_exact(HIDDEN)) {
             row.iter_mut().zip(add).for_each(|(a, b)| *a += b);
             self.ffn_norm.apply(row);
@@ -417,7 +424,7 @@ impl Linear {
     }
 
     #[inline(always)]
-    fn apply(&self, x: &[f32], rows: usize, y: &mut [f32], quant: &mut Vec<u8>, row_range: &mut Vec<(f32, f32)>) {
+    fn apply(&self, x: &[f32], rows: usize, y: &mut [f32], scratch: &mut Int8Scratch) {
         let (n, m) = (self.in_dim, self.out_dim);
         match &self.weights {
             Weights::F32(w) => {
@@ -428,15 +435,18 @@ impl Linear {
                 }
             }
             Weights::Int8 { kernel, packed, scale, sum } => {
+                let Int8Scratch { quant, row_range, acc } = scratch;
                 quantize_rows(&x[..rows * n], n, quant, row_range);
-                let mut acc = vec![0i32; rows * m];
+                acc.resize(rows * m, 0);
                 match kernel {
                     // SAFETY: `Kernel::Vnni` is only chosen when `vnni_available()`.
-                    Kernel::Vnni => unsafe { int8_kernel(quant, rows, n, packed, m, &mut acc) },
+                    Kernel::Vnni => unsafe { int8_kernel(quant, rows, n, packed, m, acc) },
                     // SAFETY: `Kernel::Avx2` is only chosen when `avx2_available()`.
-                    Kernel::Avx2 => unsafe { int8_kernel_avx2(quant, rows, n, packed, m, &mut acc) },
+                    Kernel::Avx2 => unsafe { int8_kernel_avx2(quant, rows, n, packed, m, acc) },
                 }
-                for ((ar, yr), &(sx, min)) in acc.chunks_exact(m).zip(y.chunks_exact_mut(m)).zip(row_range.iter()) {
+                for ((ar, yr), &(sx, min)) in
+                    acc[..rows * m].chunks_exact(m).zip(y.chunks_exact_mut(m)).zip(row_range.iter())
+                {
                     // Σ_k (min + s·q_k)·(sw·w_k) = sw·(s·Σ q_k w_k + min·Σ w_k)
                     for ((((yo, &a), &sw), &ws), &b) in yr.iter_mut().zip(ar).zip(scale).zip(sum).zip(&self.bias) {
                         *yo = sw * (sx * a as f32 + min * ws as f32) + b;
@@ -764,9 +774,9 @@ mod tests {
         let f = Linear::new(w.clone(), b.clone(), n, None);
         let q = Linear::new(w, b, n, Some(kernel));
         let (mut yf, mut yq) = (vec![0f32; rows * m], vec![0f32; rows * m]);
-        let (mut quant, mut scales) = (Vec::new(), Vec::new());
-        f.apply(&x, rows, &mut yf, &mut quant, &mut scales);
-        q.apply(&x, rows, &mut yq, &mut quant, &mut scales);
+        let mut scratch = Int8Scratch::default();
+        f.apply(&x, rows, &mut yf, &mut scratch);
+        q.apply(&x, rows, &mut yq, &mut scratch);
         let err: f32 = yf.iter().zip(&yq).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
         let norm: f32 = yf.iter().map(|a| a * a).sum::<f32>().sqrt();
         assert!(err / norm < 0.02, "{kernel:?}: relative error {}", err / norm);

@@ -2,6 +2,8 @@
 //! carries a stack trace, code, versions, or a high-stakes topic. Cheap
 //! (one pass over the text) and scaled to roughly unit range.
 
+use std::borrow::Cow;
+
 /// Number of features `extract` returns.
 pub const COUNT: usize = 18;
 
@@ -141,6 +143,46 @@ pub fn extract(text: &str) -> [f32; COUNT] {
     ]
 }
 
+/// Links and pasted screenshots shortened to what they say: a URL is dozens
+/// of tokens that tell little about the question, and the full model reads
+/// only the head and tail of a long message (often a row of screenshots).
+/// `![alt](url)` becomes `[image]`, `[text](url)` its text, a bare URL its
+/// host.
+pub fn without_links(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let start = rest[..i].rfind(|c: char| !c.is_ascii_alphabetic()).map_or(0, |j| j + 1);
+        let url_len = rest[i..].find(|c: char| c.is_whitespace() || "()<>\"'[]".contains(c)).unwrap_or(rest.len() - i);
+        let url = &rest[start..i + url_len];
+        let mut after = &rest[i + url_len..];
+        let before = &rest[..start];
+        match before.strip_suffix("](").and_then(|b| b.rfind('[').map(|k| (b, k))) {
+            Some((b, k)) => {
+                after = after.strip_prefix(')').unwrap_or(after);
+                if b[..k].ends_with('!') {
+                    out.push_str(&b[..k - 1]);
+                    out.push_str("[image]");
+                } else {
+                    out.push_str(&b[..k]);
+                    out.push_str(&b[k + 1..]);
+                }
+            }
+            None => {
+                out.push_str(before);
+                let host = url.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("");
+                out.push_str(if host.is_empty() { "[link]" } else { host });
+            }
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
 /// Counts `N.N` patterns (versions, like 18.2 or 1.83.0).
 fn count_versions(text: &str) -> usize {
     let b = text.as_bytes();
@@ -171,6 +213,24 @@ mod tests {
         assert_eq!(extract("👍🙏")[16], 1.0);
         assert_eq!(extract("hello there")[16], 0.0);
         assert!(extract("").iter().all(|x| x.is_finite()));
+    }
+
+    #[test]
+    fn links_are_shortened() {
+        assert_eq!(
+            without_links(
+                "see ![Captura 2022](https://user-images.githubusercontent.com/1/2.png)\n![x](https://a.b/c.png)"
+            ),
+            "see [image]\n[image]"
+        );
+        assert_eq!(
+            without_links("per [the docs](https://x.org/a/b) and https://bitcoincore.org/en/."),
+            "per the docs and bitcoincore.org"
+        );
+        assert_eq!(without_links("<https://a.io/x> ok"), "<a.io> ok");
+        assert_eq!(without_links("no links here: a://"), "no links here: [link]");
+        assert!(matches!(without_links("plain"), Cow::Borrowed(_)));
+        assert_eq!(without_links("émoji ✓ http://ü.de/ä é"), "émoji ✓ ü.de é");
     }
 
     #[test]

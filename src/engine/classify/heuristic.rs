@@ -90,7 +90,15 @@ const MODEL_NAMES: &[&str] = &["gpt-4", "gpt4", "claude", "opus"];
 fn is_routing_instruction(sentence: &str) -> bool {
     let s = format!(" {} ", sentence.to_lowercase());
     let has = |words: &[&str]| words.iter().any(|w| s.contains(w));
-    let tier_model = || TIER_WORDS.iter().any(|t| MODEL_NOUNS.iter().any(|m| s.contains(&format!(" {t} {m}"))));
+    // " {tier} {model noun}", without building each pair
+    let tier_model = || {
+        TIER_WORDS.iter().any(|t| {
+            s.match_indices(t).any(|(i, _)| {
+                s[..i].ends_with(' ')
+                    && s[i + t.len()..].strip_prefix(' ').is_some_and(|r| MODEL_NOUNS.iter().any(|m| r.starts_with(m)))
+            })
+        })
+    };
     has(META_PHRASES) || has(RELABEL_PHRASES) || (has(STEER_VERBS) && (tier_model() || has(MODEL_NAMES)))
 }
 

@@ -6,10 +6,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::embedding::{Artifact, EmbeddingClassifier, FULL_MAX_TOKENS, input};
+use super::embedding::{Artifact, EmbeddingClassifier, FULL_MAX_TOKENS, input, prepare};
 use super::eval::macro_f1;
 use super::head::{CLASSES, Head, TrainParams, argmax, class_index};
-use super::heuristic::strip_routing_injections;
 use super::minilm::{EmbedError, MiniLm, StaticTable};
 use super::svm::{SvmHead, SvmParams};
 use crate::domain::Complexity;
@@ -60,7 +59,7 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, examples: &[Example]) -> Resu
     }
     let mut tokenized = Vec::with_capacity(examples.len());
     for e in examples {
-        let (text, _) = strip_routing_injections(&e.query);
+        let (text, _) = prepare(&e.query);
         let ids = minilm.token_ids(&text)?;
         tokenized.push((text, ids));
     }
