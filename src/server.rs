@@ -68,6 +68,7 @@ pub struct Engine {
     pub pipeline: Arc<Pipeline>,
     pub call_log: CallLog,
     pub call_log_worker: CallLogWorker,
+    pub cache: Arc<crate::engine::cache::Cache>,
 }
 
 pub async fn build_engine(config: &Config) -> Result<Engine, StartError> {
@@ -125,10 +126,18 @@ pub async fn build_engine(config: &Config) -> Result<Engine, StartError> {
     let limiter = crate::engine::limits::Limiter::new(config.limits.clone(), pool.clone());
     let cache = Arc::new(crate::engine::cache::Cache::new(config.cache.clone(), pool.clone(), embedder));
     cache.listen_for_purges();
-    let deps =
-        Dependencies { classifier, providers, pool: pool.clone(), call_log: call_log.clone(), tokens, limiter, cache };
+    cache.write_hits_every(Duration::from_secs(1));
+    let deps = Dependencies {
+        classifier,
+        providers,
+        pool: pool.clone(),
+        call_log: call_log.clone(),
+        tokens,
+        limiter,
+        cache: cache.clone(),
+    };
     let pipeline = Pipeline::new(config, deps);
-    Ok(Engine { pool, pipeline, call_log, call_log_worker })
+    Ok(Engine { pool, pipeline, call_log, call_log_worker, cache })
 }
 
 pub fn leptos_options(config: &Config) -> Result<LeptosOptions, StartError> {
@@ -171,6 +180,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     tracing::info!("shutting down: finishing answers in progress");
     engine.pipeline.wait_idle(Duration::from_secs(30)).await;
     engine.call_log_worker.shutdown(engine.call_log).await;
+    if let Err(e) = engine.cache.write_hits().await {
+        tracing::warn!(error = %e, "cache hit counts not written");
+    }
     tracing::info!("call log flushed; bye");
     Ok(())
 }

@@ -63,6 +63,7 @@ struct Api {
     pool: PgPool,
     pipeline: Arc<Pipeline>,
     call_log: triage::engine::call_log::CallLog,
+    cache: Arc<Cache>,
 }
 
 impl Api {
@@ -80,9 +81,10 @@ impl Api {
             limiter: triage::engine::limits::Limiter::new(config.limits.clone(), pool.clone()),
             cache: Arc::new(Cache::new(config.cache.clone(), pool.clone(), embedder)),
         };
+        let cache = deps.cache.clone();
         let pipeline = Pipeline::new(&config, deps);
         let engine = common::TestEngine { pipeline: pipeline.clone(), call_log: call_log.clone(), config };
-        Api { app: build_app(app_state(pool, &engine)), pool: pool.clone(), pipeline, call_log }
+        Api { app: build_app(app_state(pool, &engine)), pool: pool.clone(), pipeline, call_log, cache }
     }
 
     async fn key(&self, name: &str) -> String {
@@ -158,6 +160,17 @@ async fn a_repeat_is_served_from_cache_and_recorded_as_a_hit(pool: PgPool) {
     assert_eq!(rows.len(), 3);
     // a fresh instance (empty memory) finds it in Postgres
     stored(&pool, 1).await; // the background write
+
+    // hits are counted in memory and written in one statement: a burst on
+    // one popular answer does not queue an UPDATE per hit on its row
+    let burst: Vec<_> = (0..40).map(|_| api.ask(&key, question("When do you open?", 0.0), &[])).collect();
+    assert!(futures::future::join_all(burst).await.iter().all(|(_, _, c)| c == "HIT"));
+    let hits = || sqlx::query_scalar::<_, i32>("SELECT hits FROM cache_entries").fetch_one(&pool);
+    assert_eq!(hits().await.unwrap(), 0, "nothing written per hit");
+    api.cache.write_hits().await.unwrap();
+    assert_eq!(hits().await.unwrap(), 42, "two hits above, forty in the burst");
+    api.cache.write_hits().await.unwrap();
+    assert_eq!(hits().await.unwrap(), 42, "each hit is written once");
     let other = Api::new(&pool, config(&fake), false);
     let (_, _, cache) = other.ask(&key, question("When do you open?", 0.0), &[]).await;
     assert_eq!(cache, "HIT");

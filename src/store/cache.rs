@@ -75,8 +75,16 @@ pub async fn semantic_since(db: impl PgExecutor<'_>, since: DateTime<Utc>) -> Re
     .await
 }
 
-pub async fn count_hit(db: impl PgExecutor<'_>, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE cache_entries SET hits = hits + 1 WHERE key = $1").bind(key).execute(db).await?;
+/// Adds `counts[i]` hits to entry `keys[i]` (keys distinct).
+pub async fn add_hits(db: impl PgExecutor<'_>, keys: &[String], counts: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE cache_entries c SET hits = c.hits + u.n
+         FROM UNNEST($1::text[], $2::bigint[]) AS u(key, n) WHERE c.key = u.key",
+    )
+    .bind(keys)
+    .bind(counts)
+    .execute(db)
+    .await?;
     Ok(())
 }
 

@@ -116,6 +116,10 @@ pub struct Cache {
     embedder: Option<Arc<MiniLm>>,
     front: Mutex<Front>,
     semantic: Mutex<SemanticIndex>,
+    /// Hits per entry key not yet written. A popular answer can be hit
+    /// thousands of times a second: one UPDATE per hit would queue on that
+    /// one row's lock and drain the connection pool the call log needs.
+    unwritten_hits: Mutex<HashMap<String, i64>>,
 }
 
 pub fn sha256(text: &str) -> String {
@@ -125,7 +129,14 @@ pub fn sha256(text: &str) -> String {
 impl Cache {
     /// `embedder` is needed only for the semantic cache.
     pub fn new(config: CacheConfig, pool: PgPool, embedder: Option<Arc<MiniLm>>) -> Self {
-        Cache { config, pool, embedder, front: Mutex::default(), semantic: Mutex::default() }
+        Cache {
+            config,
+            pool,
+            embedder,
+            front: Mutex::default(),
+            semantic: Mutex::default(),
+            unwritten_hits: Mutex::default(),
+        }
     }
 
     pub fn config(&self) -> &CacheConfig {
@@ -262,12 +273,45 @@ impl Cache {
         });
     }
 
-    /// Counts a hit on the entry (in the background).
+    /// Counts a hit on the entry; `write_hits` stores the counts.
     pub fn count_hit(&self, key: &str) {
-        let (pool, key) = (self.pool.clone(), key.to_string());
+        let mut hits = self.unwritten_hits.lock().expect("cache hits");
+        match hits.get_mut(key) {
+            Some(n) => *n += 1,
+            None => {
+                hits.insert(key.to_string(), 1);
+            }
+        }
+    }
+
+    /// Adds the hits counted so far to their entries in one statement; on
+    /// failure they are kept for the next try.
+    pub async fn write_hits(&self) -> Result<(), sqlx::Error> {
+        let hits = std::mem::take(&mut *self.unwritten_hits.lock().expect("cache hits"));
+        if hits.is_empty() {
+            return Ok(());
+        }
+        let (keys, counts): (Vec<String>, Vec<i64>) = hits.into_iter().unzip();
+        if let Err(e) = store::add_hits(&self.pool, &keys, &counts).await {
+            let mut pending = self.unwritten_hits.lock().expect("cache hits");
+            for (key, n) in keys.into_iter().zip(counts) {
+                *pending.entry(key).or_insert(0) += n;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Writes the hit counts every `period` while the cache lives.
+    pub fn write_hits_every(self: &Arc<Self>, period: Duration) {
+        let cache = Arc::downgrade(self);
         tokio::spawn(async move {
-            if let Err(e) = store::count_hit(&pool, &key).await {
-                tracing::debug!(error = %e, "could not count a cache hit");
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(cache) = cache.upgrade() else { return };
+                if let Err(e) = cache.write_hits().await {
+                    tracing::debug!(error = %e, "could not write cache hit counts; keeping them");
+                }
             }
         });
     }
