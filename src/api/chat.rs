@@ -58,7 +58,7 @@ async fn ticket_for_session(
     if let Some(ticket) = current_ticket(state, session).await? {
         return Ok(ticket.id);
     }
-    let id = Uuid::new_v4();
+    let id = Uuid::now_v7();
     crate::store::tickets::create_widget_ticket(&state.pool, id).await?;
     session.insert(TICKET_KEY, id).await.map_err(session_failed)?;
     Ok(id)

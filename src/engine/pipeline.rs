@@ -121,7 +121,7 @@ impl ChatRequest {
     /// A request with defaults for everything but the conversation.
     pub fn new(messages: Vec<ChatMessage>) -> Self {
         ChatRequest {
-            request_id: Uuid::new_v4(),
+            request_id: Uuid::now_v7(),
             ticket_id: None,
             user_id: None,
             api_key_id: None,
@@ -451,7 +451,7 @@ impl Pipeline {
             Err(_) => (None, None, None),
         };
         self.call_log.record(CallRecord {
-            id: Uuid::new_v4(),
+            id: Uuid::now_v7(),
             request_id: request.request_id,
             ticket_id: request.ticket_id,
             api_key_id: request.api_key_id,
@@ -546,7 +546,7 @@ impl Pipeline {
             }
             let latency_ms = started.elapsed().as_millis() as u32;
             call_log.record(CallRecord {
-                id: Uuid::new_v4(),
+                id: Uuid::now_v7(),
                 request_id: request.request_id,
                 ticket_id: request.ticket_id,
                 api_key_id: request.api_key_id,
@@ -627,7 +627,7 @@ async fn store_customer_turn(pool: &PgPool, request: &ChatRequest) -> Result<(),
     let Some(ticket_id) = request.ticket_id.filter(|_| request.persist) else { return Ok(()) };
     let Some(last) = request.messages.last().filter(|m| m.role == Role::User) else { return Ok(()) };
     let message = NewMessage {
-        id: Uuid::new_v4(),
+        id: Uuid::now_v7(),
         ticket_id,
         role: "user",
         content: &last.content,
@@ -652,7 +652,7 @@ async fn store_answer(
     if text.is_empty() {
         return None;
     }
-    let id = Uuid::new_v4();
+    let id = Uuid::now_v7();
     let message = NewMessage {
         id,
         ticket_id,
@@ -1039,7 +1039,7 @@ impl Generation {
         let cost_micros = model.price.cost_micros(&usage);
         let c = self.classification.as_ref();
         self.ctx.call_log.record(CallRecord {
-            id: Uuid::new_v4(),
+            id: Uuid::now_v7(),
             request_id: self.request.request_id,
             ticket_id: self.request.ticket_id,
             api_key_id: self.request.api_key_id,

@@ -59,7 +59,7 @@ pub async fn for_api_session(
          DO UPDATE SET updated_at = now(), user_id = COALESCE(EXCLUDED.user_id, tickets.user_id)
          RETURNING id",
     )
-    .bind(Uuid::new_v4())
+    .bind(Uuid::now_v7())
     .bind(external_id)
     .bind(api_key_id)
     .bind(user_id)

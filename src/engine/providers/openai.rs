@@ -77,6 +77,13 @@ pub fn parse_event(event: sse::SseEvent) -> Result<Parsed, ProviderError> {
     if data == "[DONE]" {
         return Ok(Parsed::Done(Vec::new()));
     }
+    // The usual chunk shape is read straight into borrowed structs; anything
+    // unusual (content as parts, odd types) goes the lenient `Value` way.
+    if let Ok(chunk) = serde_json::from_str::<wire::Chunk>(data)
+        && chunk.error.is_none()
+    {
+        return Ok(Parsed::Events(chunk.events()));
+    }
     let chunk: Value = serde_json::from_str(data)
         .map_err(|e| ProviderError::BadResponse(format!("invalid JSON in the stream: {e}")))?;
     if let Some(error) = chunk.get("error") {
@@ -128,6 +135,118 @@ fn chunk_events(chunk: &Value) -> Vec<ProviderEvent> {
         }));
     }
     events
+}
+
+/// A streamed chunk as OpenAI-compatible servers send it, borrowing from
+/// the event's text where no unescaping is needed.
+mod wire {
+    use std::borrow::Cow;
+
+    use serde::Deserialize;
+
+    use super::ProviderEvent;
+    use crate::engine::pricing::Usage;
+
+    #[derive(Deserialize)]
+    pub struct Chunk<'a> {
+        #[serde(borrow, default)]
+        choices: Option<Vec<Choice<'a>>>,
+        #[serde(default)]
+        usage: Option<UsageCounts>,
+        /// Only whether it is there: errors take the `Value` path.
+        #[serde(default)]
+        pub error: Option<serde::de::IgnoredAny>,
+    }
+
+    #[derive(Deserialize)]
+    struct Choice<'a> {
+        #[serde(borrow, default)]
+        delta: Option<Delta<'a>>,
+        #[serde(borrow, default)]
+        message: Option<Delta<'a>>,
+        #[serde(borrow, default)]
+        finish_reason: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Deserialize)]
+    struct Delta<'a> {
+        #[serde(borrow, default)]
+        content: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        tool_calls: Option<Vec<ToolCall<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    struct ToolCall<'a> {
+        #[serde(default)]
+        index: Option<u32>,
+        #[serde(borrow, default)]
+        id: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        function: Option<Function<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    struct Function<'a> {
+        #[serde(borrow, default)]
+        name: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        arguments: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Deserialize)]
+    struct UsageCounts {
+        #[serde(default)]
+        prompt_tokens: Option<u32>,
+        #[serde(default)]
+        completion_tokens: Option<u32>,
+        #[serde(default)]
+        prompt_tokens_details: Option<Details>,
+    }
+
+    #[derive(Deserialize)]
+    struct Details {
+        #[serde(default)]
+        cached_tokens: Option<u32>,
+    }
+
+    impl Chunk<'_> {
+        /// The same events `chunk_events` reads from a `Value`.
+        pub fn events(self) -> Vec<ProviderEvent> {
+            let mut events = Vec::new();
+            if let Some(choice) = self.choices.and_then(|c| c.into_iter().next()) {
+                if let Some(delta) = choice.delta.or(choice.message) {
+                    if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+                        events.push(ProviderEvent::Delta(text.into_owned()));
+                    }
+                    for (position, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
+                        let (name, arguments) = match call.function {
+                            Some(f) => (f.name, f.arguments),
+                            None => (None, None),
+                        };
+                        events.push(ProviderEvent::ToolCallDelta {
+                            index: call.index.unwrap_or(position as u32),
+                            id: call.id.map(Cow::into_owned),
+                            name: name.map(Cow::into_owned),
+                            arguments: arguments.map(Cow::into_owned).unwrap_or_default(),
+                        });
+                    }
+                }
+                if let Some(reason) = choice.finish_reason {
+                    events.push(ProviderEvent::Finish(reason.into_owned()));
+                }
+            }
+            if let Some(u) = self.usage {
+                events.push(ProviderEvent::Usage(Usage {
+                    input_tokens: u.prompt_tokens.unwrap_or(0),
+                    output_tokens: u.completion_tokens.unwrap_or(0),
+                    cached_tokens: u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+                    estimated: false,
+                }));
+            }
+            events
+        }
+    }
 }
 
 pub async fn stream(
@@ -218,6 +337,29 @@ mod tests {
             })]
         );
         assert!(parse("[DONE]").is_empty());
+    }
+
+    #[test]
+    fn the_typed_and_lenient_readings_agree() {
+        for data in [
+            r#"{"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"a \"quoted\" \u00e9"},"logprobs":null,"finish_reason":null}]}"#,
+            r#"{"choices":[{"delta":{"content":null,"tool_calls":[{"index":1,"id":"c","type":"function","function":{"name":"f","arguments":"{}"}},{"function":{"arguments":"x"}}]}}]}"#,
+            r#"{"choices":[{"message":{"content":"whole"},"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"prompt_tokens_details":null}}"#,
+            r#"{"choices":[],"usage":null}"#,
+            r#"{"choices":null}"#,
+            r#"{}"#,
+        ] {
+            let typed = serde_json::from_str::<wire::Chunk>(data).expect(data).events();
+            let lenient = chunk_events(&serde_json::from_str(data).unwrap());
+            assert_eq!(typed, lenient, "{data}");
+            assert_eq!(parse(data), lenient, "{data}");
+        }
+        // shapes the typed reading refuses still parse, the lenient way
+        assert_eq!(
+            parse(r#"{"choices":[{"delta":{"content":[{"type":"text","text":"x"}]},"finish_reason":"stop"}]}"#),
+            vec![ProviderEvent::Finish("stop".into())]
+        );
+        assert!(serde_json::from_str::<wire::Chunk>(r#"{"choices":[{"delta":{"content":[1]}}]}"#).is_err());
     }
 
     #[test]
