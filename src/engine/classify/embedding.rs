@@ -45,6 +45,12 @@ pub struct Artifact {
     pub encoder: String,
 }
 
+/// Whether the fast head's guess stands (else the full model decides): the
+/// one rule for serving, threshold choice and the held-out guard.
+pub fn fast_is_sure(p: &[f32; 3], threshold: f32) -> bool {
+    p[argmax(p)] >= threshold
+}
+
 /// The class with the highest biased log-probability.
 pub fn decide(p: &[f32; 3], bias: &[f32; 3]) -> usize {
     let score = |k: usize| p[k].max(1e-9).ln() + bias[k];
@@ -126,60 +132,68 @@ impl EmbeddingClassifier {
     /// fast path when it is sure, else the full model), or `None` when the
     /// text has no words.
     pub fn probabilities(&self, query: &str) -> Result<Option<[f32; 3]>, EmbedError> {
-        let (text, _) = prepare(query);
-        if !text.chars().any(char::is_alphanumeric) {
-            return Ok(None);
-        }
-        let ids = self.minilm.token_ids(&text)?;
-        let artifact = self.artifact.read().expect("artifact lock");
-        let p = artifact.fast.probabilities(&input(&self.table.embed_weighted(&ids, &artifact.token_weights), &text));
-        if p[argmax(&p)] >= artifact.threshold {
-            return Ok(Some(p));
-        }
-        Ok(Some(artifact.full.probabilities(&input(&self.minilm.embed_ids(ids, FULL_MAX_TOKENS)?, &text))))
+        Ok(match self.stages(&prepare(query).0)? {
+            Stages::NoWords => None,
+            Stages::Fast(p) | Stages::Full { full: p, .. } => Some(p),
+        })
     }
 
     pub fn classify(&self, query: &str) -> Verdict {
         let (text, injected) = prepare(query);
         let suffix = if injected { "; routing instructions ignored" } else { "" };
-        if !text.chars().any(char::is_alphanumeric) {
-            return Verdict {
+        let bias = self.artifact_bias();
+        match self.stages(&text) {
+            Err(e) => fallback(e, suffix),
+            Ok(Stages::NoWords) => Verdict {
                 complexity: Complexity::Simple,
                 confidence: 0.95,
                 reason: format!("no words: greeting, emoji or empty{suffix}"),
-            };
-        }
-        let ids = match self.minilm.token_ids(&text) {
-            Ok(ids) => ids,
-            Err(e) => return fallback(e, suffix),
-        };
-        let artifact = self.artifact.read().expect("artifact lock");
-        let p = artifact.fast.probabilities(&input(&self.table.embed_weighted(&ids, &artifact.token_weights), &text));
-        if p[argmax(&p)] >= artifact.threshold {
-            let k = decide(&p, &artifact.bias);
-            return Verdict {
-                complexity: class_of(k),
-                confidence: p[k],
-                reason: format!("fast path: {} at {:.0}%{suffix}", class_of(k), p[k] * 100.0),
-            };
-        }
-        let full = match self.minilm.embed_ids(ids, FULL_MAX_TOKENS) {
-            Ok(e) => e,
-            Err(e) => return fallback(e, suffix),
-        };
-        let q = artifact.full.probabilities(&input(&full, &text));
-        let k = decide(&q, &artifact.bias);
-        Verdict {
-            complexity: class_of(k),
-            confidence: q[k],
-            reason: format!(
-                "full model: {} at {:.0}% (fast path unsure at {:.0}%){suffix}",
-                class_of(k),
-                q[k] * 100.0,
-                p.iter().copied().fold(0.0, f32::max) * 100.0
-            ),
+            },
+            Ok(Stages::Fast(p)) => {
+                let k = decide(&p, &bias);
+                Verdict {
+                    complexity: class_of(k),
+                    confidence: p[k],
+                    reason: format!("fast path: {} at {:.0}%{suffix}", class_of(k), p[k] * 100.0),
+                }
+            }
+            Ok(Stages::Full { fast, full }) => {
+                let k = decide(&full, &bias);
+                Verdict {
+                    complexity: class_of(k),
+                    confidence: full[k],
+                    reason: format!(
+                        "full model: {} at {:.0}% (fast path unsure at {:.0}%){suffix}",
+                        class_of(k),
+                        full[k] * 100.0,
+                        fast[argmax(&fast)] * 100.0
+                    ),
+                }
+            }
         }
     }
+
+    /// The fast head, then the full model only if the fast head is unsure.
+    fn stages(&self, text: &str) -> Result<Stages, EmbedError> {
+        if !text.chars().any(char::is_alphanumeric) {
+            return Ok(Stages::NoWords);
+        }
+        let ids = self.minilm.token_ids(text)?;
+        let artifact = self.artifact.read().expect("artifact lock");
+        let fast = artifact.fast.probabilities(&input(&self.table.embed_weighted(&ids, &artifact.token_weights), text));
+        if fast_is_sure(&fast, artifact.threshold) {
+            return Ok(Stages::Fast(fast));
+        }
+        let full = artifact.full.probabilities(&input(&self.minilm.embed_ids(ids, FULL_MAX_TOKENS)?, text));
+        Ok(Stages::Full { fast, full })
+    }
+}
+
+/// How far `EmbeddingClassifier::stages` went, with the probabilities.
+enum Stages {
+    NoWords,
+    Fast([f32; 3]),
+    Full { fast: [f32; 3], full: [f32; 3] },
 }
 
 /// The model failed on this input: don't guess low, route to the middle.

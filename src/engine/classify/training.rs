@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::embedding::{Artifact, EmbeddingClassifier, FULL_MAX_TOKENS, input, prepare};
+use super::embedding::{Artifact, EmbeddingClassifier, FULL_MAX_TOKENS, fast_is_sure, input, prepare};
 use super::eval::macro_f1;
 use super::head::{CLASSES, Head, TrainParams, argmax, class_index};
 use super::minilm::{EmbedError, MiniLm, StaticTable};
@@ -96,7 +96,7 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, examples: &[Example]) -> Resu
         .zip(&hx_full)
         .map(|(xf, xg)| {
             let p = fast.probabilities(xf);
-            if p[argmax(&p)] >= threshold { p } else { full.probabilities(xg) }
+            if fast_is_sure(&p, threshold) { p } else { full.probabilities(xg) }
         })
         .collect();
     let bias = guard_against_under_routing(&held_out, &hy);
@@ -160,8 +160,7 @@ fn choose_threshold(fast: &Head, full: &SvmHead, xf: &[Vec<f32>], xg: &[Vec<f32>
             .zip(&full_pred)
             .map(|(x, &g)| {
                 let p = fast.probabilities(x);
-                let k = argmax(&p);
-                if p[k] >= t { k } else { g }
+                if fast_is_sure(&p, t) { argmax(&p) } else { g }
             })
             .collect();
         if macro_f1(&pred, y) >= full_f1 - 0.01 {
