@@ -543,3 +543,14 @@ async fn create_admin_id(pool: &PgPool) -> Uuid {
     let hash = triage::auth::hash_password(PASSWORD).unwrap();
     triage::store::admins::upsert(pool, "ada", &hash).await.unwrap()
 }
+
+/// A ticket's reference is the first eight hex digits of its id, so ids
+/// must not be time-ordered: v7 ids made within a minute share them.
+#[sqlx::test(migrator = "triage::store::MIGRATOR")]
+async fn tickets_made_together_have_distinct_references(pool: PgPool) {
+    let mut references = std::collections::HashSet::new();
+    for n in 0..20 {
+        let id = triage::store::tickets::for_api_session(&pool, None, &format!("session-{n}"), None).await.unwrap();
+        assert!(references.insert(triage::domain::ticket_ref(&id)), "reference repeated at ticket {n}");
+    }
+}

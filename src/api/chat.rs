@@ -58,7 +58,8 @@ async fn ticket_for_session(
     if let Some(ticket) = current_ticket(state, session).await? {
         return Ok(ticket.id);
     }
-    let id = Uuid::now_v7();
+    // random, not time-ordered: the first 8 hex digits are the ticket's reference
+    let id = Uuid::new_v4();
     crate::store::tickets::create_widget_ticket(&state.pool, id).await?;
     session.insert(TICKET_KEY, id).await.map_err(session_failed)?;
     Ok(id)

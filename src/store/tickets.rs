@@ -59,7 +59,8 @@ pub async fn for_api_session(
          DO UPDATE SET updated_at = now(), user_id = COALESCE(EXCLUDED.user_id, tickets.user_id)
          RETURNING id",
     )
-    .bind(Uuid::now_v7())
+    // random, not time-ordered: the first 8 hex digits are the ticket's reference
+    .bind(Uuid::new_v4())
     .bind(external_id)
     .bind(api_key_id)
     .bind(user_id)
