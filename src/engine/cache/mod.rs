@@ -122,6 +122,9 @@ pub struct Cache {
     unwritten_hits: Mutex<HashMap<String, i64>>,
 }
 
+/// Entries whose unwritten hit counts are kept through failed writes.
+const MAX_UNWRITTEN_HITS: usize = 100_000;
+
 pub fn sha256(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -294,8 +297,12 @@ impl Cache {
         let (keys, counts): (Vec<String>, Vec<i64>) = hits.into_iter().unzip();
         if let Err(e) = store::add_hits(&self.pool, &keys, &counts).await {
             let mut pending = self.unwritten_hits.lock().expect("cache hits");
-            for (key, n) in keys.into_iter().zip(counts) {
-                *pending.entry(key).or_insert(0) += n;
+            // a long outage must not grow this without bound: counts are
+            // statistics, the answers themselves are safe
+            if pending.len() < MAX_UNWRITTEN_HITS {
+                for (key, n) in keys.into_iter().zip(counts) {
+                    *pending.entry(key).or_insert(0) += n;
+                }
             }
             return Err(e);
         }
