@@ -444,9 +444,7 @@ impl Linear {
                     // SAFETY: `Kernel::Avx2` is only chosen when `avx2_available()`.
                     Kernel::Avx2 => unsafe { int8_kernel_avx2(quant, rows, n, packed, m, acc) },
                 }
-                for ((ar, yr), &(sx, min)) in
-                    acc[..rows * m].chunks_exact(m).zip(y.chunks_exact_mut(m)).zip(row_range.iter())
-                {
+                for ((ar, yr), &(sx, min)) in acc.chunks_exact(m).zip(y.chunks_exact_mut(m)).zip(row_range.iter()) {
                     // Σ_k (min + s·q_k)·(sw·w_k) = sw·(s·Σ q_k w_k + min·Σ w_k)
                     for ((((yo, &a), &sw), &ws), &b) in yr.iter_mut().zip(ar).zip(scale).zip(sum).zip(&self.bias) {
                         *yo = sw * (sx * a as f32 + min * ws as f32) + b;
