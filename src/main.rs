@@ -463,6 +463,12 @@ async fn run_bench_dashboard(config: &Config, runs: usize) -> Result<(), String>
         let name = format!("requests page 1, sorted by {sort}");
         report(&name, time(runs, || load_requests(&pool, &everything, sort, true, 1)).await?);
     }
+    // Filtered pages and their capped counts, one per indexed dimension.
+    for (key, value) in [("tier", "premium"), ("complexity", "complex"), ("cache", "hit"), ("model", "openai/gpt-4o")] {
+        let filter = f(key, value);
+        let name = format!("requests page 1, {key}={value}");
+        report(&name, time(runs, || load_requests(&pool, &filter, "time", true, 1)).await?);
+    }
     let budget = f("tier", "budget");
     report("requests page 40, tier=budget", time(runs, || load_requests(&pool, &budget, "time", true, 40)).await?);
     report("ticket flow", time(runs, || load_ticket_flow(&pool, &reference)).await?);

@@ -225,18 +225,11 @@ pub struct Dependencies {
 
 pub struct Pipeline {
     chat: ChatConfig,
-    resilience: ResilienceConfig,
     classifier: Classifier,
-    router: Router,
     router_config: RoutingConfig,
-    catalog: Catalog,
-    providers: Providers,
-    health: Arc<Health>,
-    tokens: Arc<TokenCounter>,
-    pool: PgPool,
-    call_log: CallLog,
-    limiter: Limiter,
-    cache: Arc<Cache>,
+    /// What every generation needs, built once: a request takes an `Arc`
+    /// of it instead of cloning the catalog, router and providers.
+    ctx: Arc<GenerationContext>,
     experiments: Arc<ExperimentCache>,
     /// Generations in flight, so shutdown can let them finish.
     tasks: TaskTracker,
@@ -253,43 +246,46 @@ impl Pipeline {
             })
             .map(|m| m.name.clone());
         let resilience = config.routing.resilience.clone();
+        let experiments = Arc::new(ExperimentCache::new(deps.pool.clone()));
         Arc::new(Pipeline {
             chat: config.chat.clone(),
             classifier: deps.classifier,
-            router: Router::new(config.routing.clone(), catalog.clone(), available),
             router_config: config.routing.clone(),
-            health: Arc::new(Health::new(
-                resilience.breaker_failures,
-                Duration::from_millis(resilience.breaker_cooldown_ms),
-            )),
-            resilience,
-            catalog,
-            providers: deps.providers,
-            tokens: deps.tokens,
-            call_log: deps.call_log,
-            limiter: deps.limiter,
-            cache: deps.cache,
-            experiments: Arc::new(ExperimentCache::new(deps.pool.clone())),
-            pool: deps.pool,
+            ctx: Arc::new(GenerationContext {
+                router: Router::new(config.routing.clone(), catalog.clone(), available),
+                health: Arc::new(Health::new(
+                    resilience.breaker_failures,
+                    Duration::from_millis(resilience.breaker_cooldown_ms),
+                )),
+                resilience,
+                catalog,
+                providers: deps.providers,
+                tokens: deps.tokens,
+                call_log: deps.call_log,
+                limiter: deps.limiter,
+                cache: deps.cache,
+                pool: deps.pool,
+            }),
+            experiments,
             tasks: TaskTracker::new(),
         })
     }
 
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.ctx.pool
     }
 
     pub fn cache(&self) -> &Arc<Cache> {
-        &self.cache
+        &self.ctx.cache
     }
 
     pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+        &self.ctx.catalog
     }
 
     /// Whether `model` can be called here (its key is set, or it is local and loaded).
     pub fn is_available(&self, model: &str) -> bool {
-        self.router.is_available(model)
+        self.ctx.router.is_available(model)
     }
 
     pub fn classifier(&self) -> &Classifier {
@@ -301,11 +297,11 @@ impl Pipeline {
     }
 
     pub fn call_log(&self) -> &CallLog {
-        &self.call_log
+        &self.ctx.call_log
     }
 
     pub fn health(&self) -> &Health {
-        &self.health
+        &self.ctx.health
     }
 
     /// Waits (up to `timeout`) for generations in flight to finish and queue
@@ -342,7 +338,7 @@ impl Pipeline {
         subjects: Subjects,
     ) -> Result<mpsc::Receiver<ChatEvent>, PipelineError> {
         self.validate_customer_text(text)?;
-        let history = messages::recent(&self.pool, ticket_id, (self.chat.history_turns * 2) as i64).await?;
+        let history = messages::recent(&self.ctx.pool, ticket_id, (self.chat.history_turns * 2) as i64).await?;
         let mut prompt = vec![ChatMessage::new(Role::System, self.chat.system_prompt.clone())];
         prompt.extend(history.into_iter().filter_map(|m| {
             let role = match m.role.as_str() {
@@ -369,15 +365,15 @@ impl Pipeline {
         }
         // 2. limits and budgets, before any work
         let prompt = limits::estimate_tokens(request.messages.iter().map(|m| m.content.as_str()));
-        let granted = self.limiter.admit(&request.subjects, prompt).await?;
+        let granted = self.ctx.limiter.admit(&request.subjects, prompt).await?;
         self.apply_experiment(&mut request).await;
         // 3. cache
         let deterministic = request.temperature == Some(0.0);
-        let lookup = self.cache.lookup(request.cache, deterministic, || cache_probe(&request)).await?;
+        let lookup = self.ctx.cache.lookup(request.cache, deterministic, || cache_probe(&request)).await?;
         let (cache_status, cache_miss) = match lookup {
             Lookup::Hit(entry, kind) => return self.replay(request, entry, kind, started).await,
             Lookup::Miss { key, embedding, system_hash } => (CacheStatus::Miss, Some((key, embedding, system_hash))),
-            Lookup::Bypass(_) if self.cache.config().enabled => (CacheStatus::Bypass, None),
+            Lookup::Bypass(_) if self.ctx.cache.config().enabled => (CacheStatus::Bypass, None),
             Lookup::Bypass(_) => (CacheStatus::None, None),
         };
         // 4–5. classify and route
@@ -390,12 +386,12 @@ impl Pipeline {
         let (classification, decision) = match &request.model {
             ModelChoice::Auto => {
                 let query = last_user_text(&request.messages);
-                let (c, llm_call) = self.classifier.classify_with_llm(query, &self.providers).await;
+                let (c, llm_call) = self.classifier.classify_with_llm(query, &self.ctx.providers).await;
                 if let Some(call) = llm_call {
                     self.record_classify_call(&request, &call);
                 }
                 self.ticket_hints(&request, &mut hints).await?;
-                let d = self.router.decide(c.complexity, &hints, &self.health);
+                let d = self.ctx.router.decide(c.complexity, &hints, &self.ctx.health);
                 if d.candidates.is_empty() && request.router_candidates.is_some() {
                     return Err(PipelineError::InvalidRequest(
                         "none of the requested router_candidates can be called here".into(),
@@ -404,18 +400,18 @@ impl Pipeline {
                 (Some(c), Some(d))
             }
             ModelChoice::Named(name) => {
-                if self.catalog.get(name).is_none() {
+                if self.ctx.catalog.get(name).is_none() {
                     return Err(PipelineError::UnknownModel(name.clone()));
                 }
                 (None, None)
             }
         };
         // 6. persist the customer's turn
-        store_customer_turn(&self.pool, &request).await?;
+        store_customer_turn(&self.ctx.pool, &request).await?;
         // 7–8. generate and record, in a task of its own
         let (tx, rx) = mpsc::channel(64);
         let job = Generation {
-            deadline: started + Duration::from_millis(self.resilience.deadline_ms),
+            deadline: started + Duration::from_millis(self.ctx.resilience.deadline_ms),
             request,
             classification,
             decision,
@@ -424,18 +420,7 @@ impl Pipeline {
             cache_status,
             cache_miss,
             started,
-            ctx: GenerationContext {
-                catalog: self.catalog.clone(),
-                router: self.router.clone(),
-                providers: self.providers.clone(),
-                health: self.health.clone(),
-                tokens: self.tokens.clone(),
-                resilience: self.resilience.clone(),
-                pool: self.pool.clone(),
-                call_log: self.call_log.clone(),
-                limiter: self.limiter.clone(),
-                cache: self.cache.clone(),
-            },
+            ctx: self.ctx.clone(),
         };
         self.tasks.spawn(job.run(tx));
         Ok(rx)
@@ -450,7 +435,7 @@ impl Pipeline {
             Ok(v) => (Some(v.complexity.to_string()), Some(v.confidence), Some(v.reason.clone())),
             Err(_) => (None, None, None),
         };
-        self.call_log.record(CallRecord {
+        self.ctx.call_log.record(CallRecord {
             id: Uuid::now_v7(),
             request_id: request.request_id,
             ticket_id: request.ticket_id,
@@ -484,7 +469,7 @@ impl Pipeline {
             created_at: Utc::now(),
         });
         if call.result.is_ok() {
-            self.health.record_success(&call.model.name, call.latency);
+            self.ctx.health.record_success(&call.model.name, call.latency);
         }
     }
 
@@ -500,7 +485,7 @@ impl Pipeline {
         let (arm, variant) = crate::engine::experiments::assign(&experiment, ticket);
         match variant {
             Variant::Routing => {}
-            Variant::Model(m) if self.catalog.get(m).is_some() => request.model = ModelChoice::Named(m.clone()),
+            Variant::Model(m) if self.ctx.catalog.get(m).is_some() => request.model = ModelChoice::Named(m.clone()),
             Variant::Model(m) => {
                 tracing::warn!(model = %m, "experiment names a model not in the catalog; routing instead");
                 return;
@@ -519,14 +504,14 @@ impl Pipeline {
         kind: HitKind,
         started: Instant,
     ) -> Result<mpsc::Receiver<ChatEvent>, PipelineError> {
-        store_customer_turn(&self.pool, &request).await?;
-        self.cache.count_hit(&entry.key);
+        store_customer_turn(&self.ctx.pool, &request).await?;
+        self.ctx.cache.count_hit(&entry.key);
         let reason = match kind {
             HitKind::Exact => "cache hit (exact)".to_string(),
             HitKind::Semantic { cosine } => format!("cache hit (semantic, cosine {cosine:.3})"),
         };
         let (tx, rx) = mpsc::channel(64);
-        let (pool, call_log) = (self.pool.clone(), self.call_log.clone());
+        let (pool, call_log) = (self.ctx.pool.clone(), self.ctx.call_log.clone());
         self.tasks.spawn(async move {
             let routed = Routed {
                 request_id: request.request_id,
@@ -603,7 +588,8 @@ impl Pipeline {
         if routing.sticky_turns > 0
             && let Some(ticket_id) = request.ticket_id
         {
-            hints.ticket_floor = messages::recent_max_tier(&self.pool, ticket_id, routing.sticky_turns.into()).await?;
+            hints.ticket_floor =
+                messages::recent_max_tier(&self.ctx.pool, ticket_id, routing.sticky_turns.into()).await?;
         }
         if routing.escalate_on_signals {
             let users: Vec<&str> =
@@ -615,7 +601,7 @@ impl Pipeline {
             if hints.escalation == Some(Signal::WantsHuman)
                 && let Some(ticket_id) = request.ticket_id
             {
-                tickets::escalate(&self.pool, ticket_id).await?;
+                tickets::escalate(&self.ctx.pool, ticket_id).await?;
             }
         }
         Ok(())
@@ -713,7 +699,7 @@ fn last_user_text(messages: &[ChatMessage]) -> &str {
     messages.iter().rev().find(|m| m.role == Role::User).map_or("", |m| m.content.as_str())
 }
 
-/// What a generation task needs from the pipeline (cheap clones).
+/// What a generation task needs from the pipeline, shared by every request.
 struct GenerationContext {
     catalog: Catalog,
     router: Router,
@@ -739,7 +725,7 @@ struct Generation {
     cache_miss: Option<(String, Option<Vec<f32>>, String)>,
     started: Instant,
     deadline: Instant,
-    ctx: GenerationContext,
+    ctx: Arc<GenerationContext>,
 }
 
 /// How one attempt ended.

@@ -119,7 +119,7 @@ impl LocalModel {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             ProviderError::Generation("the model thread has stopped".into())
         })?;
-        Ok(rx)
+        Ok(EventReceiver::from_channel(rx))
     }
 
     /// Requests queued behind the one being generated.

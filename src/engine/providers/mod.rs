@@ -14,8 +14,11 @@ pub mod local;
 pub mod openai;
 pub mod sse;
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::{Stream, StreamExt};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -223,7 +226,27 @@ pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
-pub type EventReceiver = mpsc::Receiver<Result<ProviderEvent, ProviderError>>;
+/// A provider's events, in order. Dropping it stops the generation (the
+/// local model sees its channel close; a remote stream's connection is
+/// dropped).
+pub struct EventReceiver(Pin<Box<dyn Stream<Item = Result<ProviderEvent, ProviderError>> + Send>>);
+
+impl EventReceiver {
+    /// Events read in the caller's own task: a remote stream needs no task
+    /// and channel of its own between the socket and the pipeline.
+    pub fn from_stream(events: impl Stream<Item = Result<ProviderEvent, ProviderError>> + Send + 'static) -> Self {
+        EventReceiver(Box::pin(events))
+    }
+
+    /// Events sent from elsewhere (the local model's thread).
+    pub fn from_channel(mut rx: mpsc::Receiver<Result<ProviderEvent, ProviderError>>) -> Self {
+        Self::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    }
+
+    pub async fn recv(&mut self) -> Option<Result<ProviderEvent, ProviderError>> {
+        self.0.next().await
+    }
+}
 
 /// How long one upstream attempt may take to start, and to go quiet.
 #[derive(Debug, Clone, Copy)]
@@ -320,8 +343,8 @@ impl Providers {
     }
 }
 
-/// Forwards parsed events from an HTTP stream to a channel, enforcing the
-/// idle limit, and closing with an error if the stream ends unfinished.
+/// Reads parsed events from an HTTP stream, enforcing the idle limit, and
+/// ending with an error if the stream ends unfinished.
 /// Shared by the remote providers; `parse` turns one SSE event into events.
 pub(crate) async fn pump<S, P>(
     mut source: S,
@@ -332,9 +355,6 @@ where
     S: futures::Stream<Item = Result<sse::SseEvent, ProviderError>> + Unpin + Send + 'static,
     P: FnMut(sse::SseEvent) -> Result<Parsed, ProviderError> + Send + 'static,
 {
-    use futures::StreamExt;
-
-    let (tx, rx) = mpsc::channel(256);
     // Wait for the first event here, so failures before any output surface
     // as the attempt's error (retryable) rather than mid-stream.
     let mut buffered: Vec<ProviderEvent> = Vec::new();
@@ -355,37 +375,36 @@ where
             },
         }
     }
-    tokio::spawn(async move {
-        for event in buffered {
-            if tx.send(Ok(event)).await.is_err() {
-                return;
+    // Then read on in the caller's task, one SSE event at a time.
+    let state = (source, parse, buffered.into_iter(), done, false);
+    let events =
+        futures::stream::unfold(state, move |(mut source, mut parse, mut held, mut done, mut over)| async move {
+            loop {
+                if let Some(event) = held.next() {
+                    return Some((Ok(event), (source, parse, held, done, over)));
+                }
+                if done || over {
+                    return None;
+                }
+                let next = match tokio::time::timeout(limits.idle, source.next()).await {
+                    Err(_) => Err(ProviderError::Timeout(format!("the stream went quiet for {:?}", limits.idle))),
+                    Ok(None) => Err(ProviderError::BadResponse("the stream ended before it finished".into())),
+                    Ok(Some(item)) => item.and_then(&mut parse),
+                };
+                match next {
+                    Ok(Parsed::Events(events)) => held = events.into_iter(),
+                    Ok(Parsed::Done(events)) => {
+                        held = events.into_iter();
+                        done = true;
+                    }
+                    Err(e) => {
+                        over = true;
+                        return Some((Err(e), (source, parse, held, done, over)));
+                    }
+                }
             }
-        }
-        while !done {
-            let next = match tokio::time::timeout(limits.idle, source.next()).await {
-                Err(_) => Err(ProviderError::Timeout(format!("the stream went quiet for {:?}", limits.idle))),
-                Ok(None) => Err(ProviderError::BadResponse("the stream ended before it finished".into())),
-                Ok(Some(item)) => item.and_then(&mut parse),
-            };
-            let events = match next {
-                Ok(Parsed::Events(events)) => events,
-                Ok(Parsed::Done(events)) => {
-                    done = true;
-                    events
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-            };
-            for event in events {
-                if tx.send(Ok(event)).await.is_err() {
-                    return; // the caller hung up; dropping `source` closes the connection
-                }
-            }
-        }
-    });
-    Ok(rx)
+        });
+    Ok(EventReceiver::from_stream(events))
 }
 
 /// Sends a provider request within the first-byte limit; a non-2xx answer
@@ -430,11 +449,7 @@ pub(crate) async fn whole_body(
     let whole: serde_json::Value =
         serde_json::from_str(&body).map_err(|e| ProviderError::BadResponse(format!("invalid JSON: {e}")))?;
     let events = events_of(&whole);
-    let (tx, rx) = mpsc::channel(events.len().max(1));
-    for e in events {
-        let _ = tx.try_send(Ok(e));
-    }
-    Ok(rx)
+    Ok(EventReceiver::from_stream(futures::stream::iter(events.into_iter().map(Ok))))
 }
 
 pub(crate) fn send_error(e: reqwest::Error) -> ProviderError {

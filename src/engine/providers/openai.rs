@@ -3,72 +3,133 @@
 //! OpenAI-compatible Gemini endpoint). Always streams upstream with
 //! `stream_options.include_usage`, so cost comes from reported usage.
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::{
     AttemptLimits, ChatMessage, Endpoint, EventReceiver, Parsed, ProviderError, ProviderEvent, ProviderRequest, Role,
-    ToolChoice, is_event_stream, pump, send, sse, whole_body,
+    ToolChoice, ToolSpec, is_event_stream, pump, send, sse, whole_body,
 };
 use crate::engine::pricing::Usage;
 
-pub fn request_body(request: &ProviderRequest) -> Value {
-    let messages: Vec<Value> = request.messages.iter().map(message_json).collect();
-    let mut body = json!({
-        "model": request.upstream_model,
-        "messages": messages,
-        "stream": true,
-        "stream_options": {"include_usage": true},
-    });
-    let o = body.as_object_mut().expect("object");
-    if let Some(n) = request.max_tokens {
-        o.insert("max_tokens".into(), n.into());
+/// The request body, serialized straight from the request's fields: no
+/// `serde_json::Value` tree is built and torn down per call.
+pub fn request_body(request: &ProviderRequest) -> Body<'_> {
+    Body {
+        model: &request.upstream_model,
+        messages: request.messages.iter().map(WireMessage::from).collect(),
+        stream: true,
+        stream_options: StreamOptions { include_usage: true },
+        max_tokens: request.max_tokens,
+        temperature: request.temperature,
+        top_p: request.top_p,
+        stop: &request.stop,
+        tools: request.tools.iter().map(|t| WireTool { kind: "function", function: t }).collect(),
+        tool_choice: request.tool_choice.as_ref().map(|c| match c {
+            ToolChoice::Auto => WireToolChoice::Mode("auto"),
+            ToolChoice::None => WireToolChoice::Mode("none"),
+            ToolChoice::Required => WireToolChoice::Mode("required"),
+            ToolChoice::Function(name) => {
+                WireToolChoice::Function { kind: "function", function: FunctionName { name } }
+            }
+        }),
     }
-    if let Some(t) = request.temperature {
-        o.insert("temperature".into(), json!(t));
-    }
-    if let Some(p) = request.top_p {
-        o.insert("top_p".into(), json!(p));
-    }
-    if !request.stop.is_empty() {
-        o.insert("stop".into(), json!(request.stop));
-    }
-    if !request.tools.is_empty() {
-        let tools: Vec<Value> = request
-            .tools
-            .iter()
-            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
-            .collect();
-        o.insert("tools".into(), tools.into());
-    }
-    if let Some(choice) = &request.tool_choice {
-        let v = match choice {
-            ToolChoice::Auto => json!("auto"),
-            ToolChoice::None => json!("none"),
-            ToolChoice::Required => json!("required"),
-            ToolChoice::Function(name) => json!({"type": "function", "function": {"name": name}}),
-        };
-        o.insert("tool_choice".into(), v);
-    }
-    body
 }
 
-fn message_json(m: &ChatMessage) -> Value {
-    let mut v = json!({"role": m.role.as_str(), "content": m.content});
-    if m.role == Role::Assistant && !m.tool_calls.is_empty() {
-        let calls: Vec<Value> = m
-            .tool_calls
-            .iter()
-            .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
-            .collect();
-        v["tool_calls"] = calls.into();
-        if m.content.is_empty() {
-            v["content"] = Value::Null;
+#[derive(Serialize)]
+pub struct Body<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    stream: bool,
+    stream_options: StreamOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<WireToolChoice<'a>>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    /// `null` for an assistant turn that only called tools.
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireToolCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+}
+
+impl<'a> From<&'a ChatMessage> for WireMessage<'a> {
+    fn from(m: &'a ChatMessage) -> Self {
+        let calls = m.role == Role::Assistant && !m.tool_calls.is_empty();
+        WireMessage {
+            role: m.role.as_str(),
+            content: (!calls || !m.content.is_empty()).then_some(m.content.as_str()),
+            tool_calls: if calls {
+                m.tool_calls
+                    .iter()
+                    .map(|c| WireToolCall {
+                        id: &c.id,
+                        kind: "function",
+                        function: WireFunctionCall { name: &c.name, arguments: &c.arguments },
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            tool_call_id: m.tool_call_id.as_deref(),
         }
     }
-    if let Some(id) = &m.tool_call_id {
-        v["tool_call_id"] = id.clone().into();
-    }
-    v
+}
+
+#[derive(Serialize)]
+struct WireToolCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunctionCall<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunctionCall<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct WireTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: &'a ToolSpec,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WireToolChoice<'a> {
+    Mode(&'static str),
+    Function {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        function: FunctionName<'a>,
+    },
+}
+
+#[derive(Serialize)]
+struct FunctionName<'a> {
+    name: &'a str,
 }
 
 /// One `data:` payload of the stream.
@@ -271,7 +332,9 @@ pub async fn stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::providers::{ToolCall, ToolSpec};
+    use serde_json::json;
+
+    use crate::engine::providers::ToolCall;
 
     fn parse(data: &str) -> Vec<ProviderEvent> {
         match parse_event(sse::SseEvent { event: String::new(), data: data.into() }).unwrap() {
@@ -294,7 +357,7 @@ mod tests {
             tool_choice: Some(ToolChoice::Function("f".into())),
             ..Default::default()
         };
-        let body = request_body(&request);
+        let body = serde_json::to_value(request_body(&request)).unwrap();
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert_eq!(body["max_tokens"], 10);
         assert_eq!(body["tools"][0]["function"]["name"], "f");
