@@ -463,7 +463,7 @@ async fn run_bench_dashboard(config: &Config, runs: usize) -> Result<(), String>
         let name = format!("requests page 1, sorted by {sort}");
         report(&name, time(runs, || load_requests(&pool, &everything, sort, true, 1)).await?);
     }
-    // Filtered pages and their capped counts, one per indexed dimension.
+    // Filtered pages and their capped counts, one per filterable dimension.
     for (key, value) in [("tier", "premium"), ("complexity", "complex"), ("cache", "hit"), ("model", "openai/gpt-4o")] {
         let filter = f(key, value);
         let name = format!("requests page 1, {key}={value}");

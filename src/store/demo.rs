@@ -150,10 +150,6 @@ pub async fn seed(pool: &PgPool, seed: Seed, replace: bool) -> Result<i64, sqlx:
     .execute(&mut *tx)
     .await?;
     sqlx::query("ALTER TABLE feedback ENABLE TRIGGER feedback_rollup").execute(&mut *tx).await?;
-    // Statistics before the calls: their insert trigger joins the new calls
-    // to `feedback`, and planned on an "empty" table that join is a nested
-    // loop over every pair.
-    sqlx::query("ANALYZE demo_requests, feedback").execute(&mut *tx).await?;
     // The calls last: the insert trigger files each under the verdict its
     // request already has (a verdict given later moves it, row by row).
     let columns = "id, request_id, ticket_id, user_id, kind, classifier, complexity, confidence, reason, tier, policy,

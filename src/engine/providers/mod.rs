@@ -352,7 +352,7 @@ pub(crate) async fn pump<S, P>(
     limits: AttemptLimits,
 ) -> Result<EventReceiver, ProviderError>
 where
-    S: futures::Stream<Item = Result<sse::SseEvent, ProviderError>> + Unpin + Send + 'static,
+    S: Stream<Item = Result<sse::SseEvent, ProviderError>> + Unpin + Send + 'static,
     P: FnMut(sse::SseEvent) -> Result<Parsed, ProviderError> + Send + 'static,
 {
     // Wait for the first event here, so failures before any output surface
@@ -376,34 +376,31 @@ where
         }
     }
     // Then read on in the caller's task, one SSE event at a time.
-    let state = (source, parse, buffered.into_iter(), done, false);
-    let events =
-        futures::stream::unfold(state, move |(mut source, mut parse, mut held, mut done, mut over)| async move {
-            loop {
-                if let Some(event) = held.next() {
-                    return Some((Ok(event), (source, parse, held, done, over)));
-                }
-                if done || over {
-                    return None;
-                }
-                let next = match tokio::time::timeout(limits.idle, source.next()).await {
-                    Err(_) => Err(ProviderError::Timeout(format!("the stream went quiet for {:?}", limits.idle))),
-                    Ok(None) => Err(ProviderError::BadResponse("the stream ended before it finished".into())),
-                    Ok(Some(item)) => item.and_then(&mut parse),
-                };
-                match next {
-                    Ok(Parsed::Events(events)) => held = events.into_iter(),
-                    Ok(Parsed::Done(events)) => {
-                        held = events.into_iter();
-                        done = true;
-                    }
-                    Err(e) => {
-                        over = true;
-                        return Some((Err(e), (source, parse, held, done, over)));
-                    }
-                }
+    let state = (source, parse, buffered.into_iter(), done);
+    let events = futures::stream::unfold(state, move |(mut source, mut parse, mut held, mut done)| async move {
+        loop {
+            if let Some(event) = held.next() {
+                return Some((Ok(event), (source, parse, held, done)));
             }
-        });
+            if done {
+                return None;
+            }
+            let next = match tokio::time::timeout(limits.idle, source.next()).await {
+                Err(_) => Err(ProviderError::Timeout(format!("the stream went quiet for {:?}", limits.idle))),
+                Ok(None) => Err(ProviderError::BadResponse("the stream ended before it finished".into())),
+                Ok(Some(item)) => item.and_then(&mut parse),
+            };
+            match next {
+                Ok(Parsed::Events(events)) => held = events.into_iter(),
+                Ok(Parsed::Done(events)) => {
+                    held = events.into_iter();
+                    done = true;
+                }
+                // `held` is empty here, so the error is the last item
+                Err(e) => return Some((Err(e), (source, parse, held, true))),
+            }
+        }
+    });
     Ok(EventReceiver::from_stream(events))
 }
 
