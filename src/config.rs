@@ -388,7 +388,7 @@ impl Default for Config {
                 enabled: true,
             },
             classifier: ClassifierConfig {
-                kind: ClassifierKind::Heuristic,
+                kind: ClassifierKind::Embedding,
                 training_data: PathBuf::from("data/classifier/train.jsonl"),
                 llm_model: "openai/gpt-4o-mini".into(),
                 llm_timeout_ms: 2_000,
