@@ -6,6 +6,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+/// The requests list counts matches up to this many and shows "N+" beyond:
+/// an exact count of a broad filter over a month of calls is a scan of the
+/// month (a 100,000 cap cost ~200 ms on a million calls; this one ~25 ms).
+pub const REQUESTS_COUNT_CAP: i64 = 10_000;
+
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*

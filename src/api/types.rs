@@ -141,7 +141,7 @@ pub struct Overview {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestsPage {
     pub rows: Vec<CallView>,
-    /// Matching rows (capped at 100,000).
+    /// Matching rows, up to `domain::REQUESTS_COUNT_CAP`.
     pub total: i64,
     pub page: i64,
     pub page_size: i64,

@@ -682,7 +682,7 @@ const ROW_COLUMNS: &str = "c.id, c.request_id, c.ticket_id, c.kind, c.classifier
     c.route, c.model, c.provider, c.input_tokens, c.output_tokens, c.cost_micros, c.latency_ms, c.ttft_ms,
     c.cache_status, c.attempt, c.status, c.error, c.created_at";
 
-/// One page of calls, and how many match in all (up to `count_cap`, so a
+/// One page of calls, and how many match in all (up to `REQUESTS_COUNT_CAP`, so a
 /// huge match does not cost a full count).
 pub async fn list(
     db: &sqlx::PgPool,
@@ -699,10 +699,9 @@ pub async fn list(
     q.push(" LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
     let rows = q.build_query_as().fetch_all(db).await?;
 
-    const COUNT_CAP: i64 = 100_000;
     let mut c = QueryBuilder::new("SELECT count(*) FROM (SELECT 1 FROM llm_calls c");
     scope.push_where(&mut c);
-    c.push(" LIMIT ").push_bind(COUNT_CAP).push(") capped");
+    c.push(" LIMIT ").push_bind(crate::domain::REQUESTS_COUNT_CAP).push(") capped");
     let total = c.build_query_scalar().fetch_one(db).await?;
     Ok((rows, total))
 }

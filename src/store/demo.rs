@@ -60,11 +60,14 @@ pub async fn seed(pool: &PgPool, seed: Seed, replace: bool) -> Result<i64, sqlx:
             random() AS r_plan, random() AS r_happy,
             (200 + random() * 900 + CASE WHEN c >= 0.85 THEN 1500 ELSE 0 END)::int AS input_tokens,
             (40 + random() * 250 + CASE WHEN c >= 0.55 THEN 200 ELSE 0 END)::int AS output_tokens,
-            -- more traffic in the working day (UTC), none in the future
-            least(now() - interval '1 minute',
+            -- none in the future: today's later hours move to yesterday (not
+            -- clamped to one instant, which would tie thousands of calls)
+            CASE WHEN t < now() - interval '1 minute' THEN t ELSE t - interval '1 day' END AS at
+         FROM (SELECT g, random() AS c,
+                  -- more traffic in the working day (UTC)
                   date_trunc('day', now()) - (floor(random() * $2) || ' days')::interval
-                  + ((6 + random() * 10 + random() * 6) || ' hours')::interval) AS at
-         FROM (SELECT g, random() AS c FROM generate_series(1, $1) g) s",
+                  + ((6 + random() * 10 + random() * 6) || ' hours')::interval AS t
+               FROM generate_series(1, $1) g) s",
     )
     .bind(seed.calls)
     .bind(seed.days)

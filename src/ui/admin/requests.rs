@@ -90,7 +90,7 @@ fn RequestsTable(page: Page, filter: CallFilter, sorting: Sorting) -> impl IntoV
     let pages = (page.total + page.page_size - 1) / page.page_size;
     let prev = (page.page > 1).then(|| link(&filter, &sorting.sort, sorting.descending, page.page - 1));
     let next = (page.page < pages).then(|| link(&filter, &sorting.sort, sorting.descending, page.page + 1));
-    let capped = if page.total >= 100_000 { "+" } else { "" };
+    let capped = if page.total >= crate::domain::REQUESTS_COUNT_CAP { "+" } else { "" };
     view! {
         <div class="table-wrap">
             <table class="requests" data-testid="requests-table">
