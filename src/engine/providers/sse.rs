@@ -19,53 +19,73 @@ pub struct SseEvent {
 pub struct SseParser {
     buffer: Vec<u8>,
     event: String,
-    data: Vec<String>,
+    /// The event's `data:` lines so far, joined by `\n`.
+    data: String,
+    /// Whether any `data:` line came (one may be empty).
+    has_data: bool,
 }
 
 impl SseParser {
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<SseEvent>, ProviderError> {
         self.buffer.extend_from_slice(bytes);
         let mut events = Vec::new();
-        while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
-            let mut line: Vec<u8> = self.buffer.drain(..=end).collect();
-            line.pop(); // \n
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            let line = String::from_utf8(line)
-                .map_err(|_| ProviderError::BadResponse("invalid UTF-8 in the event stream".into()))?;
-            if line.is_empty() {
-                if !self.data.is_empty() || !self.event.is_empty() {
-                    events.push(SseEvent { event: std::mem::take(&mut self.event), data: self.data.join("\n") });
-                    self.data.clear();
-                }
-                continue;
-            }
-            if line.starts_with(':') {
-                continue; // comment / keep-alive
-            }
-            let (field, value) = match line.split_once(':') {
-                Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-                None => (line.as_str(), ""),
-            };
-            match field {
-                "data" => self.data.push(value.to_string()),
-                "event" => self.event = value.to_string(),
-                "id" | "retry" => {}
-                other => {
-                    return Err(ProviderError::BadResponse(format!("unexpected line in the event stream: {other:?}")));
-                }
+        // Lines are read in place and the consumed prefix dropped once:
+        // draining line by line moved the rest of the buffer for each line.
+        let buffer = std::mem::take(&mut self.buffer);
+        let mut consumed = 0;
+        let mut result = Ok(());
+        while let Some(len) = buffer[consumed..].iter().position(|b| *b == b'\n') {
+            let line = &buffer[consumed..consumed + len];
+            consumed += len + 1;
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if let Err(e) = self.line(line, &mut events) {
+                result = Err(e);
+                break;
             }
         }
-        Ok(events)
+        self.buffer = buffer;
+        self.buffer.drain(..consumed);
+        result.map(|()| events)
+    }
+
+    fn line(&mut self, line: &[u8], events: &mut Vec<SseEvent>) -> Result<(), ProviderError> {
+        let line = std::str::from_utf8(line)
+            .map_err(|_| ProviderError::BadResponse("invalid UTF-8 in the event stream".into()))?;
+        if line.is_empty() {
+            if self.has_data || !self.event.is_empty() {
+                events.push(SseEvent { event: std::mem::take(&mut self.event), data: std::mem::take(&mut self.data) });
+                self.has_data = false;
+            }
+            return Ok(());
+        }
+        if line.starts_with(':') {
+            return Ok(()); // comment / keep-alive
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                self.has_data = true;
+            }
+            "event" => value.clone_into(&mut self.event),
+            "id" | "retry" => {}
+            other => {
+                return Err(ProviderError::BadResponse(format!("unexpected line in the event stream: {other:?}")));
+            }
+        }
+        Ok(())
     }
 
     /// An event left without its terminating blank line when the stream ends.
     pub fn finish(&mut self) -> Option<SseEvent> {
-        (!self.data.is_empty()).then(|| SseEvent {
-            event: std::mem::take(&mut self.event),
-            data: self.data.drain(..).collect::<Vec<_>>().join("\n"),
-        })
+        let has_data = std::mem::take(&mut self.has_data);
+        has_data.then(|| SseEvent { event: std::mem::take(&mut self.event), data: std::mem::take(&mut self.data) })
     }
 }
 
@@ -120,6 +140,19 @@ mod tests {
             assert_eq!(events[1].data, "line1\nline2");
             assert_eq!(events[2].data, "[DONE]");
         }
+    }
+
+    #[test]
+    fn many_events_in_one_chunk_and_empty_data_lines() {
+        let mut p = SseParser::default();
+        let chunk = "data: a\n\ndata:\ndata:\n\nevent: ping\n\n".repeat(100) + "data: b\n";
+        let events = p.push(chunk.as_bytes()).unwrap();
+        assert_eq!(events.len(), 300);
+        assert_eq!(events[0], SseEvent { event: String::new(), data: "a".into() });
+        assert_eq!(events[1], SseEvent { event: String::new(), data: "\n".into() });
+        assert_eq!(events[2], SseEvent { event: "ping".into(), data: String::new() });
+        assert_eq!(p.finish().unwrap().data, "b");
+        assert_eq!(p.finish(), None);
     }
 
     #[test]
