@@ -579,3 +579,47 @@ async fn the_requests_count_stops_at_the_cap(pool: PgPool) {
     let (rows, total) = analytics::list(&pool, &one, SortBy::Time, true, 0, 50).await.unwrap();
     assert_eq!((rows.len() as i64, total), (exact, exact));
 }
+
+/// The rollup histogram helpers (PL/pgSQL since 0013) give what 0012's SQL
+/// definitions gave, on arbitrary input: repeated and out-of-range buckets,
+/// NULL arrays and elements, unequal lengths, negative counts (deletes).
+#[sqlx::test(migrator = "triage::store::MIGRATOR")]
+async fn histogram_helpers_match_their_sql_definitions(pool: PgPool) {
+    const FROM_0012: &str = "SELECT array_agg(coalesce(t.n, 0) ORDER BY i)
+        FROM generate_series(0, 139) i
+        LEFT JOIN (SELECT k, sum(n)::BIGINT AS n FROM unnest($1::int[], $2::bigint[]) u(k, n) GROUP BY k) t
+        ON t.k = i";
+    const ADD_0005: &str = "SELECT CASE WHEN $1::bigint[] IS NULL THEN $2::bigint[] WHEN $2 IS NULL THEN $1 ELSE
+        (SELECT array_agg(coalesce(x, 0) + coalesce(y, 0) ORDER BY i)
+         FROM unnest($1, $2) WITH ORDINALITY AS t(x, y, i)) END";
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    for case in 0..300 {
+        let len = next(9) as usize;
+        let ks: Option<Vec<Option<i32>>> =
+            (case % 10 != 0).then(|| (0..len).map(|_| (next(12) != 0).then(|| next(150) as i32 - 5)).collect());
+        let ns: Option<Vec<i64>> = ks.as_ref().map(|k| k.iter().map(|_| next(2000) as i64 - 1000).collect());
+        let expected: Vec<i64> = sqlx::query_scalar(FROM_0012).bind(&ks).bind(&ns).fetch_one(&pool).await.unwrap();
+        let got: Vec<i64> =
+            sqlx::query_scalar("SELECT triage_hist_from($1, $2)").bind(&ks).bind(&ns).fetch_one(&pool).await.unwrap();
+        assert_eq!(got, expected, "triage_hist_from({ks:?}, {ns:?})");
+
+        let mut hist = || -> Option<Vec<Option<i64>>> {
+            (next(8) != 0).then(|| {
+                let n = [140, 140, 140, 3, 0][next(5) as usize];
+                (0..n).map(|_| (next(20) != 0).then(|| [0, 0, 0, 1, -1, 77][next(6) as usize])).collect()
+            })
+        };
+        let (a, b) = (hist(), hist());
+        let expected: Option<Vec<Option<i64>>> =
+            sqlx::query_scalar(ADD_0005).bind(&a).bind(&b).fetch_one(&pool).await.unwrap();
+        let got: Option<Vec<Option<i64>>> =
+            sqlx::query_scalar("SELECT triage_hist_add($1, $2)").bind(&a).bind(&b).fetch_one(&pool).await.unwrap();
+        assert_eq!(got, expected, "triage_hist_add({a:?}, {b:?})");
+    }
+}
