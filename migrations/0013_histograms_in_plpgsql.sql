@@ -3,9 +3,9 @@
 -- query (generate_series joined to the counts, or unnest WITH ORDINALITY
 -- sorted back into place), about 0.15 ms each. The insert trigger calls
 -- them four times per group, so each call-log batch paid ~1.5 ms before
--- its first row, and the gateway's one-client p99 followed those bursts.
--- As PL/pgSQL loops over the few buckets that are set they cost
--- microseconds. Same results, including NULLs and unequal lengths.
+-- its first row (pgbench, one-row batch: 1.95 ms, 0.85 ms with these).
+-- As PL/pgSQL loops they cost microseconds. Same results, including NULLs
+-- and unequal lengths.
 
 -- A 140-bucket histogram from parallel arrays of buckets and counts (a
 -- bucket may repeat; NULL arrays give all zeros; a bucket outside 0..139
