@@ -136,7 +136,9 @@ enum Command {
     },
     /// Train the embedding classifier's head and save it in the models directory.
     Train {
-        /// Labeled JSON lines; default: classifier.training_data.
+        /// Labeled JSON lines; default: classifier.training_data. The
+        /// server retrains from classifier.training_data at start when the
+        /// head was trained from another file (or another version of it).
         #[arg(long)]
         data: Option<PathBuf>,
     },
@@ -778,10 +780,10 @@ fn run_embed(config: &Config, data: &std::path::Path, max_tokens: usize) -> Resu
 
 fn run_train(config: &Config, data: Option<PathBuf>) -> Result<(), String> {
     let data = data.unwrap_or_else(|| config.classifier.training_data.clone());
-    let examples = training::load_jsonl(&data).map_err(|e| e.to_string())?;
+    let set = training::TrainingSet::load(&data).map_err(|e| e.to_string())?;
     let paths = classify::embedding::Paths::new(&config.models_dir);
     let started = std::time::Instant::now();
-    let artifact = training::train_and_save(&paths, &examples).map_err(|e| e.to_string())?;
+    let artifact = training::train_and_save(&paths, &set).map_err(|e| e.to_string())?;
     println!(
         "trained on {} examples in {:.1} s; fast-path threshold {:.3}; saved {}",
         artifact.examples,
@@ -789,6 +791,12 @@ fn run_train(config: &Config, data: Option<PathBuf>) -> Result<(), String> {
         artifact.threshold,
         paths.artifact.display()
     );
+    if training::fingerprint(&config.classifier.training_data).ok().as_deref() != Some(set.sha256.as_str()) {
+        println!(
+            "note: this is not {}, so the server will retrain from that at its next start",
+            config.classifier.training_data.display()
+        );
+    }
     Ok(())
 }
 

@@ -24,3 +24,59 @@ fn long_inputs_are_truncated_not_refused() {
     assert!(minilm.token_ids(&log).unwrap().len() > 64);
     assert_eq!(minilm.embed(&log, 64).unwrap().len(), 384);
 }
+
+/// The saved head remembers the training file it came from: a start with the
+/// same file reuses it, a start after the file changed retrains.
+#[test]
+fn a_changed_training_file_retrains_the_head_at_start() {
+    use triage::config::{ClassifierKind, Config};
+    use triage::engine::classify::{self, embedding};
+
+    let dir = std::env::temp_dir().join(format!("triage-retrain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let minilm_dir = common::models_dir().join("all-MiniLM-L6-v2");
+    let link = dir.join("all-MiniLM-L6-v2");
+    if !link.exists() {
+        std::os::unix::fs::symlink(&minilm_dir, &link).unwrap();
+    }
+    let data = dir.join("train.jsonl");
+    let line = |q: &str, label: &str| format!("{}\n", serde_json::json!({"query": q, "label": label}));
+    let mut text = String::new();
+    for i in 0..6 {
+        text += &line(&format!("What are your opening hours on day {i}?"), "simple");
+        text += &line(&format!("How do I change the email on my account, step {i}?"), "medium");
+        text += &line(
+            &format!(
+                "Our SSO integration fails with a SAML signature error after rotating certificates, case {i}; logs attached"
+            ),
+            "complex",
+        );
+    }
+    std::fs::write(&data, &text).unwrap();
+
+    let config = Config { models_dir: dir.clone(), ..Config::default() };
+    let mut classifier_config = config.classifier.clone();
+    classifier_config.training_data = data.clone();
+    let catalog = triage::engine::pricing::Catalog::from_config(&config);
+    let paths = embedding::Paths::new(&dir);
+    let saved =
+        || -> embedding::Artifact { serde_json::from_str(&std::fs::read_to_string(&paths.artifact).unwrap()).unwrap() };
+    let start = || classify::load(ClassifierKind::Embedding, &classifier_config, &dir, &catalog).unwrap();
+
+    start();
+    let first = saved();
+    assert_eq!(first.examples, 18);
+    assert_eq!(first.training_sha256, classify::training::fingerprint(&data).unwrap());
+
+    start();
+    assert_eq!(saved().trained_at, first.trained_at, "same file: the saved head is reused");
+
+    text += &line("Do you ship to Canada?", "simple");
+    std::fs::write(&data, &text).unwrap();
+    start();
+    let second = saved();
+    assert_eq!(second.examples, 19, "the new example is learned");
+    assert_ne!(second.training_sha256, first.training_sha256);
+
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -129,19 +129,19 @@ async fn run_retrain(state: &crate::state::AppState) -> Result<String, String> {
     use crate::engine::classify::{embedding::Paths, training};
 
     let started = std::time::Instant::now();
-    let mut examples = training::load_jsonl(&state.config.classifier.training_data).map_err(|e| e.to_string())?;
-    let shipped = examples.len();
+    let mut set = training::TrainingSet::load(&state.config.classifier.training_data).map_err(|e| e.to_string())?;
+    let shipped = set.examples.len();
     let labels = crate::store::labels::all(&state.pool).await.map_err(|e| e.to_string())?;
     for l in &labels {
         let Ok(label) = l.label.parse::<Complexity>() else { continue };
         for _ in 0..3 {
-            examples.push(training::Example { id: None, query: l.query.clone(), label });
+            set.examples.push(training::Example { id: None, query: l.query.clone(), label });
         }
     }
     let paths = Paths::new(&state.config.models_dir);
     let live = state.pipeline.classifier().embedding().cloned();
     let swapped = live.is_some();
-    let artifact = tokio::task::spawn_blocking(move || training::retrain(live.as_deref(), &paths, &examples))
+    let artifact = tokio::task::spawn_blocking(move || training::retrain(live.as_deref(), &paths, &set))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;

@@ -43,6 +43,18 @@ pub struct Artifact {
     /// means retraining.
     #[serde(default)]
     pub encoder: String,
+    /// sha256 of the training file the heads were trained from (admin
+    /// labels come on top of it); a different file means retraining.
+    #[serde(default)]
+    pub training_sha256: String,
+}
+
+impl Artifact {
+    /// Whether this head still fits: the same encoder, and the same
+    /// training file when that file can be read (`None`: keep the head).
+    pub fn is_current(&self, encoder: &str, training_sha256: Option<&str>) -> bool {
+        self.encoder == encoder && training_sha256.is_none_or(|sha| sha == self.training_sha256)
+    }
 }
 
 /// Whether the fast head's guess stands (else the full model decides): the

@@ -164,7 +164,8 @@ pub enum ClassifyError {
 
 /// Builds the configured classifier. The embedding classifier loads MiniLM
 /// and its trained head from `models_dir`, training the head from
-/// `training_data` first if it is missing (the first start).
+/// `training_data` first if it is missing (the first start) or was trained
+/// from another encoder or another version of that file.
 pub fn load(
     kind: ClassifierKind,
     config: &crate::config::ClassifierConfig,
@@ -196,12 +197,15 @@ pub fn load(
                     .ok(),
                 Err(_) => None,
             };
-            let artifact = match saved.filter(|a| a.encoder == minilm.encoder_kind()) {
+            let current_data = training::fingerprint(training_data)
+                .inspect_err(|e| tracing::warn!(data = %training_data.display(), error = %e, "training data unreadable; keeping the saved head"))
+                .ok();
+            let artifact = match saved.filter(|a| a.is_current(minilm.encoder_kind(), current_data.as_deref())) {
                 Some(artifact) => artifact,
                 None => {
-                    tracing::info!(data = %training_data.display(), "training the classifier head (first start or new encoder)");
-                    let examples = training::load_jsonl(training_data)?;
-                    let artifact = training::train(&minilm, &table, &examples)?;
+                    tracing::info!(data = %training_data.display(), "training the classifier head (first start, new encoder or new training data)");
+                    let set = training::TrainingSet::load(training_data)?;
+                    let artifact = training::train(&minilm, &table, &set)?;
                     training::save(&paths.artifact, &artifact)?;
                     artifact
                 }

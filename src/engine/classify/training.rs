@@ -36,11 +36,41 @@ pub enum TrainError {
 pub fn load_jsonl(path: &Path) -> Result<Vec<Example>, TrainError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| TrainError::Read(name.clone(), e.to_string()))?;
+    parse_jsonl(&name, &text)
+}
+
+fn parse_jsonl(name: &str, text: &str) -> Result<Vec<Example>, TrainError> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| TrainError::Parse(name.clone(), i + 1, e.to_string())))
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| TrainError::Parse(name.into(), i + 1, e.to_string())))
         .collect()
+}
+
+/// A training file's examples and its sha256, which the trained heads
+/// remember so that a changed file is noticed at the next start.
+pub struct TrainingSet {
+    pub examples: Vec<Example>,
+    pub sha256: String,
+}
+
+impl TrainingSet {
+    pub fn load(path: &Path) -> Result<TrainingSet, TrainError> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| TrainError::Read(name.clone(), e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|e| TrainError::Read(name.clone(), e.to_string()))?;
+        Ok(TrainingSet { examples: parse_jsonl(&name, &text)?, sha256: sha256_hex(text.as_bytes()) })
+    }
+}
+
+/// sha256 of a training file, without parsing it.
+pub fn fingerprint(path: &Path) -> std::io::Result<String> {
+    std::fs::read(path).map(|bytes| sha256_hex(&bytes))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// The vectors both heads read, for one example.
@@ -51,7 +81,8 @@ struct Prepared {
     holdout: bool,
 }
 
-pub fn train(minilm: &MiniLm, table: &StaticTable, examples: &[Example]) -> Result<Artifact, TrainError> {
+pub fn train(minilm: &MiniLm, table: &StaticTable, set: &TrainingSet) -> Result<Artifact, TrainError> {
+    let examples = &set.examples;
     let mut counts = [0usize; CLASSES];
     examples.iter().for_each(|e| counts[class_index(e.label)] += 1);
     if counts.iter().any(|&c| c < 5) {
@@ -120,6 +151,7 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, examples: &[Example]) -> Resu
         bias,
         token_weights,
         encoder: minilm.encoder_kind().into(),
+        training_sha256: set.sha256.clone(),
     })
 }
 
@@ -198,9 +230,9 @@ pub fn guard_against_under_routing(probabilities: &[[f32; CLASSES]], labels: &[u
 }
 
 /// Loads the model and table, trains on `examples`, saves the artifact.
-pub fn train_and_save(paths: &super::embedding::Paths, examples: &[Example]) -> Result<Artifact, TrainError> {
+pub fn train_and_save(paths: &super::embedding::Paths, set: &TrainingSet) -> Result<Artifact, TrainError> {
     let (minilm, table) = EmbeddingClassifier::load_parts(paths)?;
-    let artifact = train(&minilm, &table, examples)?;
+    let artifact = train(&minilm, &table, set)?;
     save(&paths.artifact, &artifact)?;
     Ok(artifact)
 }
@@ -212,13 +244,13 @@ pub fn train_and_save(paths: &super::embedding::Paths, examples: &[Example]) -> 
 pub fn retrain(
     live: Option<&EmbeddingClassifier>,
     paths: &super::embedding::Paths,
-    examples: &[Example],
+    set: &TrainingSet,
 ) -> Result<Artifact, TrainError> {
     let mut artifact = match live {
-        Some(c) => train(&c.minilm, &c.table, examples)?,
+        Some(c) => train(&c.minilm, &c.table, set)?,
         None => {
             let (minilm, table) = EmbeddingClassifier::load_parts(paths)?;
-            train(&minilm, &table, examples)?
+            train(&minilm, &table, set)?
         }
     };
     if let Some(c) = live {
