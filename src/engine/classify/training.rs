@@ -57,8 +57,7 @@ pub struct TrainingSet {
 impl TrainingSet {
     pub fn load(path: &Path) -> Result<TrainingSet, TrainError> {
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| TrainError::Read(name.clone(), e.to_string()))?;
-        let text = String::from_utf8(bytes).map_err(|e| TrainError::Read(name.clone(), e.to_string()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::Read(name.clone(), e.to_string()))?;
         Ok(TrainingSet { examples: parse_jsonl(&name, &text)?, sha256: sha256_hex(text.as_bytes()) })
     }
 }
