@@ -12,8 +12,18 @@ db="triage_e2e"
 out="$root/end2end/test-results"
 mkdir -p "$out" "$root/end2end/screenshots"
 
-echo "e2e: cargo leptos build"
-cargo leptos build
+# The browser bundle comes from cargo-leptos. The server is the debug binary:
+# scripts/test passes the one `cargo test` has just built (TRIAGE_BIN), as
+# a second cargo-leptos server build would recompile every dependency
+# (its RUSTFLAGS differ); run alone, this builds it.
+echo "e2e: cargo leptos build --frontend-only"
+cargo leptos build --frontend-only
+bin="${TRIAGE_BIN:-}"
+if [[ -z "$bin" ]]; then
+  echo "e2e: cargo build --features ssr --bin triage"
+  RUSTFLAGS="${RUSTFLAGS:---cfg erase_components}" cargo build --features ssr --bin triage
+  bin="$root/target/debug/triage"
+fi
 
 psql "$pg_server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 # The dashboard's "retrain" writes classifier-head.json: give the server a
@@ -30,7 +40,7 @@ fake=$!
 TRIAGE_ADDR="127.0.0.1:$port" DATABASE_URL="$pg_server/$db" \
   TRIAGE_CONFIG="$root/end2end/triage.e2e.toml" \
   TRIAGE_MODELS_DIR="$models" \
-  "$root/target/debug/triage" >"$out/server.log" 2>&1 &
+  "$bin" >"$out/server.log" 2>&1 &
 server=$!
 second=""
 stop() {
@@ -51,7 +61,7 @@ wait_up() { # port pid log
   done
 }
 wait_up "$port" "$server" "$out/server.log"
-triage_cli() { DATABASE_URL="$pg_server/$db" TRIAGE_CONFIG="$root/end2end/triage.e2e.toml" "$root/target/debug/triage" "$@"; }
+triage_cli() { DATABASE_URL="$pg_server/$db" TRIAGE_CONFIG="$root/end2end/triage.e2e.toml" "$bin" "$@"; }
 echo "e2e admin password" | triage_cli admin create --username admin
 
 export TRIAGE_E2E_URL="http://127.0.0.1:$port"
@@ -74,7 +84,7 @@ if [[ $status == 0 ]]; then
   port2=$((port + 1))
   TRIAGE_ADDR="127.0.0.1:$port2" DATABASE_URL="$pg_server/$db" \
     TRIAGE_CONFIG="$root/end2end/triage.e2e.toml" TRIAGE_LOCAL__ENABLED=false \
-    "$root/target/debug/triage" >"$out/server2.log" 2>&1 &
+    "$bin" >"$out/server2.log" 2>&1 &
   second=$!
   wait_up "$port2" "$second" "$out/server2.log"
   rpm=120
