@@ -33,7 +33,7 @@ async fn main() {
         http: Some(http.clone()),
         endpoints: HashMap::from([(
             "fake".to_string(),
-            Endpoint { base_url: fake.base_url.clone(), api_key: Secret::new("sk-bench".into()) },
+            Endpoint::new(ProviderKind::Openai, fake.base_url.clone(), Secret::new("sk-bench".into())).expect("URL"),
         )]),
     };
     let model = ModelEntry {

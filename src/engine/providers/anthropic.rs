@@ -183,9 +183,8 @@ pub async fn stream(
     request: ProviderRequest,
     limits: AttemptLimits,
 ) -> Result<EventReceiver, ProviderError> {
-    let url = format!("{}/messages", endpoint.base_url.trim_end_matches('/'));
     let builder = http
-        .post(&url)
+        .post(endpoint.url.clone())
         .header("x-api-key", endpoint.api_key.expose())
         .header("anthropic-version", API_VERSION)
         .json(&request_body(&request));

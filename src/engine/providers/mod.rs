@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -261,7 +261,26 @@ pub struct AttemptLimits {
 #[derive(Clone)]
 pub struct Endpoint {
     pub base_url: String,
+    /// Where calls go (`…/chat/completions` or `…/messages`), parsed once
+    /// here rather than on every call.
+    pub url: reqwest::Url,
     pub api_key: crate::config::Secret<String>,
+}
+
+impl Endpoint {
+    pub fn new(
+        provider: ProviderKind,
+        base_url: String,
+        api_key: crate::config::Secret<String>,
+    ) -> Result<Self, String> {
+        let path = match provider {
+            ProviderKind::Anthropic => "messages",
+            ProviderKind::Openai | ProviderKind::Local => "chat/completions",
+        };
+        let url = reqwest::Url::parse(&format!("{}/{path}", base_url.trim_end_matches('/')))
+            .map_err(|e| format!("base_url {base_url:?} is not a URL ({e})"))?;
+        Ok(Endpoint { base_url, url, api_key })
+    }
 }
 
 /// Endpoints of the remote models that can be called: those whose key
@@ -288,7 +307,12 @@ pub fn resolve_endpoints(
                 }
             },
         };
-        endpoints.insert(name.clone(), Endpoint { base_url, api_key: crate::config::Secret::new(key) });
+        match Endpoint::new(m.provider, base_url, crate::config::Secret::new(key)) {
+            Ok(endpoint) => {
+                endpoints.insert(name.clone(), endpoint);
+            }
+            Err(e) => left_out.push(format!("model {name} left out: {e}")),
+        }
     }
     (endpoints, left_out)
 }
@@ -383,6 +407,7 @@ where
                 return Some((Ok(event), (source, parse, held, done)));
             }
             if done {
+                release_connection(source, limits.idle);
                 return None;
             }
             let next = match tokio::time::timeout(limits.idle, source.next()).await {
@@ -402,6 +427,23 @@ where
         }
     });
     Ok(EventReceiver::from_stream(events))
+}
+
+/// Reads what is left of a finished stream (usually only the chunked
+/// body's terminator, which may come after `[DONE]`) so that its keep-alive
+/// connection goes back to the pool: dropped unread, hyper closes it, and
+/// the next call pays a new connection (a TLS handshake to a real
+/// provider). Read in place when it is already there, else in a task.
+fn release_connection<S>(mut source: S, limit: Duration)
+where
+    S: Stream + Unpin + Send + 'static,
+{
+    if let Some(None) = source.next().now_or_never() {
+        return;
+    }
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(limit, async { while source.next().await.is_some() {} }).await;
+    });
 }
 
 /// Sends a provider request within the first-byte limit; a non-2xx answer
@@ -496,5 +538,110 @@ mod tests {
     fn error_bodies_are_shortened() {
         assert_eq!(error_message(""), "(empty body)");
         assert_eq!(error_message(&"x".repeat(1000)).len(), 300);
+    }
+
+    /// An upstream on a raw socket that sends the chunked body's terminator
+    /// a moment after `[DONE]`, as a real server may, and counts the
+    /// connections it accepts.
+    async fn late_terminator_upstream() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base_url = format!("http://{}/v1", listener.local_addr().expect("address"));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let Ok(n) = socket.read(&mut buf).await else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&request).to_string();
+                        let Some(head_end) = text.find("\r\n\r\n") else { continue };
+                        let length: usize = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        if request.len() < head_end + 4 + length {
+                            continue;
+                        }
+                        request.drain(..head_end + 4 + length);
+                        let events = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+                        let head =
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+                        let chunk = format!("{head}{:x}\r\n{events}\r\n", events.len());
+                        if socket.write_all(chunk.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                        if socket.write_all(b"0\r\n\r\n").await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (base_url, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_finished_stream_gives_its_connection_back_to_the_pool() {
+        let (base_url, accepted) = late_terminator_upstream().await;
+        let endpoint =
+            Endpoint::new(ProviderKind::Openai, base_url, crate::config::Secret::new(String::new())).unwrap();
+        let providers = Providers {
+            local: None,
+            http: Some(Providers::http_client()),
+            endpoints: std::collections::HashMap::from([("m".to_string(), endpoint)]),
+        };
+        let model = ModelEntry {
+            name: "m".into(),
+            provider: ProviderKind::Openai,
+            upstream_model: "m".into(),
+            price: Default::default(),
+            context_window: 8192,
+        };
+        let limits = AttemptLimits { first_byte: Duration::from_secs(5), idle: Duration::from_secs(5) };
+        for _ in 0..3 {
+            let request = ProviderRequest { messages: vec![ChatMessage::new(Role::User, "hi")], ..Default::default() };
+            let mut events = providers.stream(&model, request, limits).await.expect("stream");
+            let mut text = String::new();
+            while let Some(event) = events.recv().await {
+                if let ProviderEvent::Delta(d) = event.expect("event") {
+                    text.push_str(&d);
+                }
+            }
+            assert_eq!(text, "hi");
+            // the terminator comes 30 ms after [DONE]; then the connection is idle in the pool
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "each call opened a connection");
+    }
+
+    #[test]
+    fn endpoints_take_the_path_their_api_uses() {
+        let e = |kind, base: &str| Endpoint::new(kind, base.into(), crate::config::Secret::new(String::new()));
+        assert_eq!(
+            e(ProviderKind::Openai, "https://api.openai.com/v1/").unwrap().url.as_str(),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(
+            e(ProviderKind::Anthropic, "https://api.anthropic.com/v1").unwrap().url.as_str(),
+            "https://api.anthropic.com/v1/messages"
+        );
+        let Err(bad) = e(ProviderKind::Openai, "not a url") else {
+            panic!("a base_url that is not a URL was accepted")
+        };
+        assert!(bad.contains("not a URL"), "{bad}");
     }
 }

@@ -316,8 +316,7 @@ pub async fn stream(
     request: ProviderRequest,
     limits: AttemptLimits,
 ) -> Result<EventReceiver, ProviderError> {
-    let url = format!("{}/chat/completions", endpoint.base_url.trim_end_matches('/'));
-    let mut builder = http.post(&url).json(&request_body(&request));
+    let mut builder = http.post(endpoint.url.clone()).json(&request_body(&request));
     if !endpoint.api_key.expose().is_empty() {
         builder = builder.bearer_auth(endpoint.api_key.expose());
     }
