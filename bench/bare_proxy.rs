@@ -30,7 +30,7 @@ async fn forward(State(up): State<Upstream>, body: Bytes) -> Response {
         Ok(answer) => answer,
         Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     };
-    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let status = answer.status();
     let kind = answer.headers().get(header::CONTENT_TYPE).cloned();
     match answer.bytes().await {
         Ok(bytes) => {

@@ -33,7 +33,7 @@ async fn main() {
         http: Some(http.clone()),
         endpoints: HashMap::from([(
             "fake".to_string(),
-            Endpoint::new(ProviderKind::Openai, fake.base_url.clone(), Secret::new("sk-bench".into())).expect("URL"),
+            Endpoint::new(ProviderKind::Openai, &fake.base_url, Secret::new("sk-bench".into())).expect("URL"),
         )]),
     };
     let model = ModelEntry {
@@ -50,13 +50,13 @@ async fn main() {
     };
     let limits = AttemptLimits { first_byte: Duration::from_secs(5), idle: Duration::from_secs(5) };
     let body = serde_json::to_vec(&triage::engine::providers::openai::request_body(&request)).unwrap();
-    let url = format!("{}/chat/completions", fake.base_url);
+    let url = providers.endpoints["fake"].url.clone();
 
     let direct = || {
         let (http, url, body) = (http.clone(), url.clone(), body.clone());
         async move {
             let response = http
-                .post(&url)
+                .post(url)
                 .bearer_auth("sk-bench")
                 .header("content-type", "application/json")
                 .body(body)

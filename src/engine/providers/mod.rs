@@ -260,7 +260,6 @@ pub struct AttemptLimits {
 /// A model's endpoint and secret, resolved at start.
 #[derive(Clone)]
 pub struct Endpoint {
-    pub base_url: String,
     /// Where calls go (`…/chat/completions` or `…/messages`), parsed once
     /// here rather than on every call.
     pub url: reqwest::Url,
@@ -268,18 +267,14 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn new(
-        provider: ProviderKind,
-        base_url: String,
-        api_key: crate::config::Secret<String>,
-    ) -> Result<Self, String> {
+    pub fn new(provider: ProviderKind, base_url: &str, api_key: crate::config::Secret<String>) -> Result<Self, String> {
         let path = match provider {
             ProviderKind::Anthropic => "messages",
             ProviderKind::Openai | ProviderKind::Local => "chat/completions",
         };
         let url = reqwest::Url::parse(&format!("{}/{path}", base_url.trim_end_matches('/')))
             .map_err(|e| format!("base_url {base_url:?} is not a URL ({e})"))?;
-        Ok(Endpoint { base_url, url, api_key })
+        Ok(Endpoint { url, api_key })
     }
 }
 
@@ -296,7 +291,7 @@ pub fn resolve_endpoints(
         if m.provider == ProviderKind::Local {
             continue;
         }
-        let Some(base_url) = m.base_url.clone() else { continue };
+        let Some(base_url) = m.base_url.as_deref() else { continue };
         let key = match &m.api_key_env {
             None => String::new(),
             Some(var) => match env(var).filter(|v| !v.trim().is_empty()) {
@@ -598,7 +593,7 @@ mod tests {
     async fn a_finished_stream_gives_its_connection_back_to_the_pool() {
         let (base_url, accepted) = late_terminator_upstream().await;
         let endpoint =
-            Endpoint::new(ProviderKind::Openai, base_url, crate::config::Secret::new(String::new())).unwrap();
+            Endpoint::new(ProviderKind::Openai, &base_url, crate::config::Secret::new(String::new())).unwrap();
         let providers = Providers {
             local: None,
             http: Some(Providers::http_client()),
@@ -630,7 +625,7 @@ mod tests {
 
     #[test]
     fn endpoints_take_the_path_their_api_uses() {
-        let e = |kind, base: &str| Endpoint::new(kind, base.into(), crate::config::Secret::new(String::new()));
+        let e = |kind, base: &str| Endpoint::new(kind, base, crate::config::Secret::new(String::new()));
         assert_eq!(
             e(ProviderKind::Openai, "https://api.openai.com/v1/").unwrap().url.as_str(),
             "https://api.openai.com/v1/chat/completions"
