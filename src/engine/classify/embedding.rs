@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::Verdict;
 use super::features;
 use super::head::{Head, argmax, class_of};
-use super::heuristic::strip_routing_injections;
+use super::injection::strip_routing_injections;
 use super::minilm::{EmbedError, MiniLm, StaticTable};
 use super::svm::SvmHead;
 use crate::domain::Complexity;
@@ -163,24 +163,34 @@ impl EmbeddingClassifier {
             },
             Ok(Stages::Fast(p)) => {
                 let k = decide(&p, &bias);
-                Verdict {
-                    complexity: class_of(k),
-                    confidence: p[k],
-                    reason: format!("fast path: {} at {:.0}%{suffix}", class_of(k), p[k] * 100.0),
-                }
+                floor_version_reports(
+                    Verdict {
+                        complexity: class_of(k),
+                        confidence: p[k],
+                        reason: format!("fast path: {} at {:.0}%", class_of(k), p[k] * 100.0),
+                    },
+                    &p,
+                    &text,
+                    suffix,
+                )
             }
             Ok(Stages::Full { fast, full }) => {
                 let k = decide(&full, &bias);
-                Verdict {
-                    complexity: class_of(k),
-                    confidence: full[k],
-                    reason: format!(
-                        "full model: {} at {:.0}% (fast path unsure at {:.0}%){suffix}",
-                        class_of(k),
-                        full[k] * 100.0,
-                        fast[argmax(&fast)] * 100.0
-                    ),
-                }
+                floor_version_reports(
+                    Verdict {
+                        complexity: class_of(k),
+                        confidence: full[k],
+                        reason: format!(
+                            "full model: {} at {:.0}% (fast path unsure at {:.0}%)",
+                            class_of(k),
+                            full[k] * 100.0,
+                            fast[argmax(&fast)] * 100.0
+                        ),
+                    },
+                    &full,
+                    &text,
+                    suffix,
+                )
             }
         }
     }
@@ -201,6 +211,19 @@ impl EmbeddingClassifier {
     }
 }
 
+/// A long report naming versions goes no lower than the balanced tier
+/// (`features::is_version_report`); the reason says so, and the confidence
+/// is the head's in medium (low: a cascade asks its LLM).
+fn floor_version_reports(mut verdict: Verdict, p: &[f32; 3], text: &str, suffix: &str) -> Verdict {
+    if verdict.complexity == Complexity::Simple && features::is_version_report(text) {
+        verdict.complexity = Complexity::Medium;
+        verdict.confidence = p[1];
+        verdict.reason.push_str("; raised to medium: a long report naming versions never goes to budget");
+    }
+    verdict.reason.push_str(suffix);
+    verdict
+}
+
 /// How far `EmbeddingClassifier::stages` went, with the probabilities.
 enum Stages {
     NoWords,
@@ -212,4 +235,32 @@ enum Stages {
 fn fallback(e: EmbedError, suffix: &str) -> Verdict {
     tracing::warn!(error = %e, "embedding failed; routing to medium");
     Verdict { complexity: Complexity::Medium, confidence: 0.0, reason: format!("embedding failed ({e}){suffix}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn simple_verdict() -> Verdict {
+        Verdict { complexity: Complexity::Simple, confidence: 0.96, reason: "full model: simple at 96%".into() }
+    }
+
+    #[test]
+    fn a_long_version_report_is_never_left_to_budget() {
+        let report = format!(
+            "The HD icon said enabled in 22.0; after upgrading to 23.0 it says disabled. {}",
+            "I have asked around and nobody could tell me whether that is normal. ".repeat(10)
+        );
+        let p = [0.96, 0.03, 0.01];
+        let v = floor_version_reports(simple_verdict(), &p, &report, "; routing instructions ignored");
+        assert_eq!(v.complexity, Complexity::Medium);
+        assert_eq!(v.confidence, 0.03, "the head's confidence in medium: low, so a cascade asks its LLM");
+        assert!(v.reason.ends_with("never goes to budget; routing instructions ignored"), "{}", v.reason);
+
+        // short questions with versions, and long ones without, are left alone
+        let short = floor_version_reports(simple_verdict(), &p, "Does 23.0 still support 22.0 wallets?", "");
+        assert_eq!(short, simple_verdict());
+        let chatty = "I love your shop and wanted to ask about opening hours this weekend please. ".repeat(10);
+        assert_eq!(floor_version_reports(simple_verdict(), &p, &chatty, ""), simple_verdict());
+    }
 }

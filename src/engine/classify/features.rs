@@ -183,6 +183,13 @@ pub fn without_links(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A long report that names versions ("after upgrading 22.0 to 23.0 …"):
+/// version interplay is where a small model's answer goes wrong, so such a
+/// report is never left to the budget tier, however sure a head is.
+pub fn is_version_report(text: &str) -> bool {
+    text.split_whitespace().count() > 100 && count_versions(text) >= 2
+}
+
 /// Counts `N.N` patterns (versions, like 18.2 or 1.83.0).
 fn count_versions(text: &str) -> usize {
     let b = text.as_bytes();
@@ -231,6 +238,14 @@ mod tests {
         assert_eq!(without_links("no links here: a://"), "no links here: [link]");
         assert!(matches!(without_links("plain"), Cow::Borrowed(_)));
         assert_eq!(without_links("émoji ✓ http://ü.de/ä é"), "émoji ✓ ü.de é");
+    }
+
+    #[test]
+    fn a_long_report_with_versions_is_one() {
+        let body = "The icon said one thing before the upgrade and another after it. ".repeat(10);
+        assert!(is_version_report(&format!("Worked in 22.0, changed in 23.0. {body}")));
+        assert!(!is_version_report(&body), "no versions");
+        assert!(!is_version_report("Worked in 22.0, changed in 23.0, why?"), "short");
     }
 
     #[test]

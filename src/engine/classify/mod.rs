@@ -9,6 +9,7 @@ pub mod eval;
 pub mod features;
 pub mod head;
 pub mod heuristic;
+pub mod injection;
 pub mod llm;
 pub mod minilm;
 pub mod svm;
@@ -130,7 +131,7 @@ impl Classifier {
             }
             _ => return (self.classify(query), None),
         };
-        let (text, _) = heuristic::strip_routing_injections(query);
+        let (text, _) = injection::strip_routing_injections(query);
         let call = llm::ask(providers, &settings.model, &text, settings.timeout).await;
         let verdict = match &call.result {
             Ok(v) => v.clone(),
