@@ -161,36 +161,10 @@ impl EmbeddingClassifier {
                 confidence: 0.95,
                 reason: format!("no words: greeting, emoji or empty{suffix}"),
             },
-            Ok(Stages::Fast(p)) => {
-                let k = decide(&p, &bias);
-                floor_version_reports(
-                    Verdict {
-                        complexity: class_of(k),
-                        confidence: p[k],
-                        reason: format!("fast path: {} at {:.0}%", class_of(k), p[k] * 100.0),
-                    },
-                    &p,
-                    &text,
-                    suffix,
-                )
-            }
+            Ok(Stages::Fast(p)) => decided(&p, &bias, ("fast path", ""), &text, suffix),
             Ok(Stages::Full { fast, full }) => {
-                let k = decide(&full, &bias);
-                floor_version_reports(
-                    Verdict {
-                        complexity: class_of(k),
-                        confidence: full[k],
-                        reason: format!(
-                            "full model: {} at {:.0}% (fast path unsure at {:.0}%)",
-                            class_of(k),
-                            full[k] * 100.0,
-                            fast[argmax(&fast)] * 100.0
-                        ),
-                    },
-                    &full,
-                    &text,
-                    suffix,
-                )
+                let unsure = format!(" (fast path unsure at {:.0}%)", fast[argmax(&fast)] * 100.0);
+                decided(&full, &bias, ("full model", &unsure), &text, suffix)
             }
         }
     }
@@ -211,10 +185,19 @@ impl EmbeddingClassifier {
     }
 }
 
-/// A long report naming versions goes no lower than the balanced tier
+/// The verdict from one stage's probabilities: the biased argmax, except
+/// that a long report naming versions goes no lower than the balanced tier
 /// (`features::is_version_report`); the reason says so, and the confidence
-/// is the head's in medium (low: a cascade asks its LLM).
-fn floor_version_reports(mut verdict: Verdict, p: &[f32; 3], text: &str, suffix: &str) -> Verdict {
+/// is then the head's in medium (low: a cascade asks its LLM).
+/// `stage` names the head and adds a remark after its figure.
+fn decided(p: &[f32; 3], bias: &[f32; 3], stage: (&str, &str), text: &str, suffix: &str) -> Verdict {
+    let k = decide(p, bias);
+    let (head, remark) = stage;
+    let mut verdict = Verdict {
+        complexity: class_of(k),
+        confidence: p[k],
+        reason: format!("{head}: {} at {:.0}%{remark}", class_of(k), p[k] * 100.0),
+    };
     if verdict.complexity == Complexity::Simple && features::is_version_report(text) {
         verdict.complexity = Complexity::Medium;
         verdict.confidence = p[1];
@@ -241,6 +224,9 @@ fn fallback(e: EmbedError, suffix: &str) -> Verdict {
 mod tests {
     use super::*;
 
+    const NO_BIAS: [f32; 3] = [0.0; 3];
+    const FULL: (&str, &str) = ("full model", "");
+
     fn simple_verdict() -> Verdict {
         Verdict { complexity: Complexity::Simple, confidence: 0.96, reason: "full model: simple at 96%".into() }
     }
@@ -252,15 +238,15 @@ mod tests {
             "I have asked around and nobody could tell me whether that is normal. ".repeat(10)
         );
         let p = [0.96, 0.03, 0.01];
-        let v = floor_version_reports(simple_verdict(), &p, &report, "; routing instructions ignored");
+        let v = decided(&p, &NO_BIAS, FULL, &report, "; routing instructions ignored");
         assert_eq!(v.complexity, Complexity::Medium);
         assert_eq!(v.confidence, 0.03, "the head's confidence in medium: low, so a cascade asks its LLM");
         assert!(v.reason.ends_with("never goes to budget; routing instructions ignored"), "{}", v.reason);
 
         // short questions with versions, and long ones without, are left alone
-        let short = floor_version_reports(simple_verdict(), &p, "Does 23.0 still support 22.0 wallets?", "");
+        let short = decided(&p, &NO_BIAS, FULL, "Does 23.0 still support 22.0 wallets?", "");
         assert_eq!(short, simple_verdict());
         let chatty = "I love your shop and wanted to ask about opening hours this weekend please. ".repeat(10);
-        assert_eq!(floor_version_reports(simple_verdict(), &p, &chatty, ""), simple_verdict());
+        assert_eq!(decided(&p, &NO_BIAS, FULL, &chatty, ""), simple_verdict());
     }
 }

@@ -240,11 +240,12 @@ const REQUEST_STARTS: &[&str] = &[
 pub fn strip_routing_injections(query: &str) -> (String, bool) {
     let parts = sentences(query);
     let jailbreak = Jailbreak::find(query);
-    let dropped = |s: &str| is_routing_instruction(s) || jailbreak.as_ref().is_some_and(|j| j.sets_up(s));
-    if !parts.iter().any(|s| dropped(s)) {
+    let dropped: Vec<bool> =
+        parts.iter().map(|s| is_routing_instruction(s) || jailbreak.as_ref().is_some_and(|j| j.sets_up(s))).collect();
+    if !dropped.contains(&true) {
         return (query.to_string(), false);
     }
-    let kept: String = parts.into_iter().filter(|s| !dropped(s)).collect();
+    let kept: String = parts.into_iter().zip(dropped).filter(|&(_, d)| !d).map(|(s, _)| s).collect();
     (kept, true)
 }
 
@@ -353,7 +354,7 @@ fn persona_names(text: &str) -> Vec<String> {
         for (i, _) in lower.match_indices(intro) {
             let mut rest = &text[i + intro.len()..];
             for article in ["a ", "an ", "the ", "going to be "] {
-                if rest.to_ascii_lowercase().starts_with(article) {
+                if rest.get(..article.len()).is_some_and(|head| head.eq_ignore_ascii_case(article)) {
                     rest = &rest[article.len()..];
                 }
             }
