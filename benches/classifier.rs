@@ -57,6 +57,30 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// The full model alone on windows of a fixed size, cut from the traffic's
+/// own tokens: what a message that reaches it costs at each length.
+fn encoder_passes(minilm: &triage::engine::classify::minilm::MiniLm, queries: &[String]) {
+    let ids: Vec<u32> = queries.iter().take(400).flat_map(|q| minilm.token_ids(q).unwrap_or_default()).collect();
+    for tokens in [16usize, 64, 128] {
+        let mut times: Vec<u64> = (0..300)
+            .map(|i| {
+                let start = (i * 131) % (ids.len() - tokens);
+                let window = ids[start..start + tokens].to_vec();
+                let t = Instant::now();
+                std::hint::black_box(minilm.embed_ids(window, tokens).expect("embed"));
+                t.elapsed().as_micros() as u64
+            })
+            .collect();
+        times.sort_unstable();
+        println!(
+            "  full-model pass, {tokens} tokens: p50 {} µs  p90 {} µs  p99 {} µs",
+            percentile(&times, 0.5),
+            percentile(&times, 0.9),
+            percentile(&times, 0.99)
+        );
+    }
+}
+
 fn main() {
     let kind: ClassifierKind = std::env::args()
         .skip_while(|a| a != "--classifier")
@@ -108,8 +132,9 @@ fn main() {
         percentile(&long, 0.5),
         long.last().copied().unwrap_or(0)
     );
-    if matches!(classifier, Classifier::Embedding(_)) {
+    if let Classifier::Embedding(e) = &classifier {
         println!("  decided by the fast path: {:.1}%", 100.0 * fast as f64 / latencies.len() as f64);
+        encoder_passes(&e.minilm, &queries);
     }
 
     let name = classifier.name();

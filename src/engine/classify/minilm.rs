@@ -63,7 +63,8 @@ impl MiniLm {
     /// embedding is not read with another.
     pub fn encoder_kind(&self) -> &'static str {
         match self.encoder.kernel() {
-            Some(Kernel::Vnni) => "minilm-int8",
+            // the same sums: AMX and VNNI embeddings are interchangeable
+            Some(Kernel::Vnni | Kernel::Amx) => "minilm-int8",
             Some(Kernel::Avx2) => "minilm-int8-avx2",
             None => "minilm-f32",
         }
