@@ -566,13 +566,11 @@ impl Linear {
             Weights::Int8 { kernel, packed, scale, sum } => {
                 let Int8Scratch { quant, row_range, acc } = scratch;
                 quantize_rows(&x[..rows * n], n, quant, row_range);
-                acc.resize(rows * m, 0);
-                if *kernel == Kernel::Amx {
-                    // whole tiles of 32 rows: zero rows, whose sums are dropped
-                    let padded = rows.next_multiple_of(AMX_ROWS);
-                    quant.resize(padded * n, 0);
-                    acc.resize(padded * m, 0);
-                }
+                // AMX works on whole tiles of 32 rows: zero rows, whose sums
+                // are dropped
+                let kernel_rows = if *kernel == Kernel::Amx { rows.next_multiple_of(AMX_ROWS) } else { rows };
+                quant.resize(kernel_rows * n, 0);
+                acc.resize(kernel_rows * m, 0);
                 match kernel {
                     // SAFETY: `Kernel::Amx` is only chosen when `amx_available()`,
                     // which also granted this process the tile state; rows padded.
@@ -991,6 +989,20 @@ fn tensor_any(st: &SafeTensors, name: &str) -> Result<Vec<f32>, LoadError> {
 mod tests {
     use super::*;
 
+    /// Deterministic pseudo-random 31-bit values (a 64-bit LCG's top bits).
+    fn lcg(mut seed: u64) -> impl FnMut() -> u32 {
+        move || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as u32
+        }
+    }
+
+    /// `lcg`'s values spread over [-0.5, 0.5).
+    fn uniform(seed: u64) -> impl FnMut() -> f32 {
+        let mut next = lcg(seed);
+        move || next() as f32 / (1u64 << 31) as f32 - 0.5
+    }
+
     #[test]
     fn fast_exp_matches_std() {
         for i in -800..=800 {
@@ -1035,11 +1047,7 @@ mod tests {
             eprintln!("no AVX-512 here: blocked attention not exercised");
             return;
         }
-        let mut seed = 11u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-        };
+        let mut next = uniform(11);
         // lengths around the 4-query and 32-key blocks
         for len in [1, 3, 4, 5, 20, 32, 33, 64, 127, 128] {
             let qkv: Vec<f32> = (0..len * 3 * HIDDEN).map(|_| next() * 6.0).collect();
@@ -1064,11 +1072,7 @@ mod tests {
             eprintln!("no AMX here: AMX kernel not exercised");
             return;
         }
-        let mut seed = 5u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            (seed >> 33) as u32
-        };
+        let mut next = lcg(5);
         for (rows, n, m) in [(1usize, 384, 64), (20, 384, 1152), (64, 1536, 384), (130, 384, 1536)] {
             let w: Vec<f32> = (0..n * m).map(|_| next() as f32 / u32::MAX as f32 - 0.25).collect();
             let linear = Linear::new(w, vec![0.0; m], n, Some(Kernel::Vnni));
@@ -1089,11 +1093,7 @@ mod tests {
     fn int8_kernel_agrees_with_f32(kernel: Kernel) {
         let (n, m, rows) = (384, 128, 7);
         // deterministic pseudo-random weights and inputs
-        let mut seed = 7u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-        };
+        let mut next = uniform(7);
         let w: Vec<f32> = (0..n * m).map(|_| next()).collect();
         let b: Vec<f32> = (0..m).map(|_| next()).collect();
         let x: Vec<f32> = (0..rows * n).map(|_| next() * 4.0).collect();
