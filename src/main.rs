@@ -791,6 +791,15 @@ fn run_train(config: &Config, data: Option<PathBuf>) -> Result<(), String> {
         artifact.threshold,
         paths.artifact.display()
     );
+    if let Some(fit) = artifact.out_of_fold {
+        println!(
+            "handicap on simple {:.1}; out of fold (each example scored by heads trained without it): \
+             macro-F1 {:.3}, complex→budget {:.2}%",
+            artifact.bias[0],
+            fit.macro_f1,
+            fit.complex_to_budget * 100.0
+        );
+    }
     if training::fingerprint(&config.classifier.training_data).ok().as_deref() != Some(set.sha256.as_str()) {
         println!(
             "note: this is not {}, so the server will retrain from that at its next start",

@@ -47,6 +47,17 @@ pub struct Artifact {
     /// labels come on top of it); a different file means retraining.
     #[serde(default)]
     pub training_sha256: String,
+    /// How the cascade scored each training example from heads that did
+    /// not see it, at `bias` as training set it (absent in older heads).
+    #[serde(default)]
+    pub out_of_fold: Option<OutOfFold>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct OutOfFold {
+    pub macro_f1: f64,
+    /// Share of complex examples decided simple.
+    pub complex_to_budget: f64,
 }
 
 impl Artifact {

@@ -25,7 +25,10 @@ pub struct SvmParams {
 
 impl Default for SvmParams {
     fn default() -> Self {
-        SvmParams { c: 4.0, tolerance: 1e-3 }
+        // chosen out of fold on the 4,919 training queries: macro-F1 0.835 /
+        // 0.842 / 0.849 / 0.849 / 0.849 at c = 2 / 4 / 8 / 16 / 32, and
+        // the fewest complex→budget (0.85%) at 8
+        SvmParams { c: 8.0, tolerance: 1e-3 }
     }
 }
 

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::embedding::{Artifact, EmbeddingClassifier, FULL_MAX_TOKENS, fast_is_sure, input, prepare};
+use super::embedding::{
+    Artifact, EmbeddingClassifier, FULL_MAX_TOKENS, OutOfFold, decide, fast_is_sure, input, prepare,
+};
 use super::eval::macro_f1;
 use super::head::{CLASSES, Head, TrainParams, argmax, class_index};
 use super::minilm::{EmbedError, MiniLm, StaticTable};
@@ -127,6 +129,13 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, set: &TrainingSet) -> Result<
     // for a 0.5% or 1% target; out of fold: −1.0 at 1%).
     let (out_of_fold, out_of_fold_labels) = out_of_fold(&prepared, params, &fast, &full, threshold);
     let bias = guard_against_under_routing(&out_of_fold, &out_of_fold_labels);
+    let decided: Vec<usize> = out_of_fold.iter().map(|p| decide(p, &bias)).collect();
+    let complex = out_of_fold_labels.iter().filter(|&&y| y == 2).count().max(1);
+    let under = decided.iter().zip(&out_of_fold_labels).filter(|&(&d, &y)| y == 2 && d == 0).count();
+    let out_of_fold = OutOfFold {
+        macro_f1: macro_f1(&decided, &out_of_fold_labels),
+        complex_to_budget: under as f64 / complex as f64,
+    };
 
     // Final heads see every example; calibrations and threshold stay.
     let all = |fast: bool| -> (Vec<Vec<f32>>, Vec<usize>) {
@@ -148,6 +157,7 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, set: &TrainingSet) -> Result<
         token_weights,
         encoder: minilm.encoder_kind().into(),
         training_sha256: set.sha256.clone(),
+        out_of_fold: Some(out_of_fold),
     })
 }
 
@@ -266,11 +276,7 @@ pub fn guard_against_under_routing(probabilities: &[[f32; CLASSES]], labels: &[u
     let mut bias = [0.0f32; 3];
     for step in 0..=40 {
         bias[0] = -0.1 * step as f32;
-        let under = probabilities
-            .iter()
-            .zip(labels)
-            .filter(|&(p, &y)| y == 2 && super::embedding::decide(p, &bias) == 0)
-            .count();
+        let under = probabilities.iter().zip(labels).filter(|&(p, &y)| y == 2 && decide(p, &bias) == 0).count();
         if under as f64 / complex <= MAX_COMPLEX_TO_BUDGET {
             break;
         }
@@ -360,7 +366,7 @@ mod tests {
         }
         let bias = guard_against_under_routing(&p, &y);
         assert!(bias[0] < 0.0, "{bias:?}");
-        let decide = |p: &[f32; 3]| crate::engine::classify::embedding::decide(p, &bias);
+        let decide = |p: &[f32; 3]| decide(p, &bias);
         assert_ne!(decide(&p[0]), 0, "the borderline complex query is no longer sent to budget");
         assert_eq!(decide(&p[1]), 0, "a clear simple query still is");
         // nothing to fix: no handicap
