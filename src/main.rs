@@ -795,7 +795,7 @@ fn run_train(config: &Config, data: Option<PathBuf>) -> Result<(), String> {
         println!(
             "handicap on simple {:.1}; out of fold (each example scored by heads trained without it): \
              macro-F1 {:.3}, complex→budget {:.2}%",
-            artifact.bias[0],
+            fit.handicap,
             fit.macro_f1,
             fit.complex_to_budget * 100.0
         );

@@ -48,13 +48,16 @@ pub struct Artifact {
     #[serde(default)]
     pub training_sha256: String,
     /// How the cascade scored each training example from heads that did
-    /// not see it, at `bias` as training set it (absent in older heads).
+    /// not see it (absent in older heads).
     #[serde(default)]
     pub out_of_fold: Option<OutOfFold>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct OutOfFold {
+    /// The handicap on simple training chose (`bias[0]` until `triage
+    /// calibrate` or a live retrain's kept biases replace it).
+    pub handicap: f32,
     pub macro_f1: f64,
     /// Share of complex examples decided simple.
     pub complex_to_budget: f64,

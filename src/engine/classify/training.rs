@@ -130,11 +130,10 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, set: &TrainingSet) -> Result<
     let (out_of_fold, out_of_fold_labels) = out_of_fold(&prepared, params, &fast, &full, threshold);
     let bias = guard_against_under_routing(&out_of_fold, &out_of_fold_labels);
     let decided: Vec<usize> = out_of_fold.iter().map(|p| decide(p, &bias)).collect();
-    let complex = out_of_fold_labels.iter().filter(|&&y| y == 2).count().max(1);
-    let under = decided.iter().zip(&out_of_fold_labels).filter(|&(&d, &y)| y == 2 && d == 0).count();
     let out_of_fold = OutOfFold {
+        handicap: bias[0],
         macro_f1: macro_f1(&decided, &out_of_fold_labels),
-        complex_to_budget: under as f64 / complex as f64,
+        complex_to_budget: complex_to_budget(&out_of_fold, &out_of_fold_labels, &bias),
     };
 
     // Final heads see every example; calibrations and threshold stay.
@@ -262,26 +261,30 @@ fn choose_threshold(fast: &Head, full: &SvmHead, xf: &[Vec<f32>], xg: &[Vec<f32>
 /// Most complex queries sent to the budget tier that training accepts,
 /// out of fold: a weak model's wrong answer to a hard question costs more
 /// than a strong model's answer to an easy one. Half the 2% the router is
-/// held to on real traffic; the training set is richer in hard short
-/// complex queries than traffic is, and the last few of them cost the
-/// most (on 4,919 queries, going from 1% to 0.5% drops the out-of-fold
-/// macro-F1 from 0.84 to 0.79).
+/// held to on real traffic: the last few complex queries the heads call
+/// simple cost the most (on 4,919 queries at c = 4, going from 1% to 0.5%
+/// dropped the out-of-fold macro-F1 from 0.84 to 0.79).
 pub const MAX_COMPLEX_TO_BUDGET: f64 = 0.01;
 
 /// The smallest handicap on `simple` that keeps complex → simple within
 /// `MAX_COMPLEX_TO_BUDGET` on probabilities from heads that did not see
 /// the query (the decision biases, as `triage calibrate` sets them later).
 pub fn guard_against_under_routing(probabilities: &[[f32; CLASSES]], labels: &[usize]) -> [f32; 3] {
-    let complex = labels.iter().filter(|&&y| y == 2).count().max(1) as f64;
     let mut bias = [0.0f32; 3];
     for step in 0..=40 {
         bias[0] = -0.1 * step as f32;
-        let under = probabilities.iter().zip(labels).filter(|&(p, &y)| y == 2 && decide(p, &bias) == 0).count();
-        if under as f64 / complex <= MAX_COMPLEX_TO_BUDGET {
+        if complex_to_budget(probabilities, labels, &bias) <= MAX_COMPLEX_TO_BUDGET {
             break;
         }
     }
     bias
+}
+
+/// Share of the complex queries that `bias` would send to budget.
+fn complex_to_budget(probabilities: &[[f32; CLASSES]], labels: &[usize], bias: &[f32; 3]) -> f64 {
+    let complex = labels.iter().filter(|&&y| y == 2).count().max(1) as f64;
+    let under = probabilities.iter().zip(labels).filter(|&(p, &y)| y == 2 && decide(p, bias) == 0).count();
+    under as f64 / complex
 }
 
 /// Loads the model and table, trains on `examples`, saves the artifact.
