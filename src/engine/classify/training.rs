@@ -126,13 +126,13 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, set: &TrainingSet) -> Result<
     // alone: a fifth holds ~300 complex queries, so one or two odd ones
     // would set the handicap by themselves (−3.4 or −0.6 on the same data
     // for a 0.5% or 1% target; out of fold: −1.0 at 1%).
-    let (out_of_fold, out_of_fold_labels) = out_of_fold(&prepared, params, &fast, &full, threshold);
-    let bias = guard_against_under_routing(&out_of_fold, &out_of_fold_labels);
-    let decided: Vec<usize> = out_of_fold.iter().map(|p| decide(p, &bias)).collect();
-    let out_of_fold = OutOfFold {
+    let (unseen, unseen_labels) = out_of_fold(&prepared, params, &fast, &full, threshold);
+    let bias = guard_against_under_routing(&unseen, &unseen_labels);
+    let decided: Vec<usize> = unseen.iter().map(|p| decide(p, &bias)).collect();
+    let fit = OutOfFold {
         handicap: bias[0],
-        macro_f1: macro_f1(&decided, &out_of_fold_labels),
-        complex_to_budget: complex_to_budget(&out_of_fold, &out_of_fold_labels, &bias),
+        macro_f1: macro_f1(&decided, &unseen_labels),
+        complex_to_budget: complex_to_budget(&unseen, &unseen_labels, &bias),
     };
 
     // Final heads see every example; calibrations and threshold stay.
@@ -155,7 +155,7 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, set: &TrainingSet) -> Result<
         token_weights,
         encoder: minilm.encoder_kind().into(),
         training_sha256: set.sha256.clone(),
-        out_of_fold: Some(out_of_fold),
+        out_of_fold: Some(fit),
     })
 }
 
