@@ -51,6 +51,13 @@ pub struct Artifact {
     /// not see it (absent in older heads).
     #[serde(default)]
     pub out_of_fold: Option<OutOfFold>,
+    /// Added to the log-probability of simple (then renormalised) when the
+    /// text is mostly in a script the encoder barely reads
+    /// (`features::mostly_unread_script`): the heads' confidence in "easy"
+    /// means less there. Set by training's under-routing guard; 0 in older
+    /// heads.
+    #[serde(default)]
+    pub unread_script_discount: f32,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -61,6 +68,10 @@ pub struct OutOfFold {
     pub macro_f1: f64,
     /// Share of complex examples decided simple.
     pub complex_to_budget: f64,
+    /// The same share among examples mostly in scripts the encoder barely
+    /// reads, and how many complex ones there were (absent in older heads).
+    #[serde(default)]
+    pub unread_script: Option<(f64, usize)>,
 }
 
 impl Artifact {
@@ -75,6 +86,16 @@ impl Artifact {
 /// one rule for serving, threshold choice and the held-out guard.
 pub fn fast_is_sure(p: &[f32; 3], threshold: f32) -> bool {
     p[argmax(p)] >= threshold
+}
+
+/// `p` with simple's log-probability moved by `discount` (≤ 0), renormalised.
+pub fn discount_simple(p: [f32; 3], discount: f32) -> [f32; 3] {
+    if discount == 0.0 {
+        return p;
+    }
+    let simple = p[0] * discount.exp();
+    let sum = simple + p[1] + p[2];
+    if sum > 0.0 { [simple / sum, p[1] / sum, p[2] / sum] } else { p }
 }
 
 /// The class with the highest biased log-probability.
@@ -166,8 +187,18 @@ impl EmbeddingClassifier {
 
     pub fn classify(&self, query: &str) -> Verdict {
         let (text, injected) = prepare(query);
-        let suffix = if injected { "; routing instructions ignored" } else { "" };
-        let bias = self.artifact_bias();
+        let (bias, discount) = {
+            let artifact = self.artifact.read().expect("artifact lock");
+            (artifact.bias, artifact.unread_script_discount)
+        };
+        let mut suffix = String::new();
+        if discount < 0.0 && features::mostly_unread_script(&text) {
+            suffix.push_str("; simple discounted (a script the encoder barely reads)");
+        }
+        if injected {
+            suffix.push_str("; routing instructions ignored");
+        }
+        let suffix = suffix.as_str();
         match self.stages(&text) {
             Err(e) => fallback(e, suffix),
             Ok(Stages::NoWords) => Verdict {
@@ -183,19 +214,22 @@ impl EmbeddingClassifier {
         }
     }
 
-    /// The fast head, then the full model only if the fast head is unsure.
+    /// The fast head, then the full model only if the fast head is unsure;
+    /// the deciding stage's simple discounted for a script the encoder
+    /// barely reads.
     fn stages(&self, text: &str) -> Result<Stages, EmbedError> {
         if !text.chars().any(char::is_alphanumeric) {
             return Ok(Stages::NoWords);
         }
         let ids = self.minilm.token_ids(text)?;
         let artifact = self.artifact.read().expect("artifact lock");
+        let discount = if features::mostly_unread_script(text) { artifact.unread_script_discount } else { 0.0 };
         let fast = artifact.fast.probabilities(&input(&self.table.embed_weighted(&ids, &artifact.token_weights), text));
         if fast_is_sure(&fast, artifact.threshold) {
-            return Ok(Stages::Fast(fast));
+            return Ok(Stages::Fast(discount_simple(fast, discount)));
         }
         let full = artifact.full.probabilities(&input(&self.minilm.embed_ids(ids, FULL_MAX_TOKENS)?, text));
-        Ok(Stages::Full { fast, full })
+        Ok(Stages::Full { fast, full: discount_simple(full, discount) })
     }
 }
 
@@ -243,6 +277,19 @@ mod tests {
 
     fn simple_verdict() -> Verdict {
         Verdict { complexity: Complexity::Simple, confidence: 0.96, reason: "full model: simple at 96%".into() }
+    }
+
+    #[test]
+    fn a_discount_moves_only_simple_and_keeps_a_distribution() {
+        let p = [0.8, 0.15, 0.05];
+        assert_eq!(discount_simple(p, 0.0), p);
+        let d = discount_simple(p, -2.0);
+        assert!((d.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(d[0] < p[0] && d[1] > p[1] && d[2] > p[2]);
+        assert!((d[1] / d[2] - 3.0).abs() < 1e-5, "medium and complex keep their ratio");
+        // the same decision as a bias of the same size
+        let bias = [-1.0, 0.0, 0.0];
+        assert_eq!(decide(&d, &bias), decide(&p, &[-3.0, 0.0, 0.0]));
     }
 
     #[test]

@@ -7,9 +7,10 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::embedding::{
-    Artifact, EmbeddingClassifier, FULL_MAX_TOKENS, OutOfFold, decide, fast_is_sure, input, prepare,
+    Artifact, EmbeddingClassifier, FULL_MAX_TOKENS, OutOfFold, decide, discount_simple, fast_is_sure, input, prepare,
 };
 use super::eval::macro_f1;
+use super::features::mostly_unread_script;
 use super::head::{CLASSES, Head, TrainParams, argmax, class_index};
 use super::minilm::{EmbedError, MiniLm, StaticTable};
 use super::svm::{SvmHead, SvmParams};
@@ -81,6 +82,8 @@ struct Prepared {
     label: usize,
     /// `index % FOLDS`; the last fold is the calibration hold-out.
     fold: usize,
+    /// Mostly in a script the encoder barely reads.
+    unread: bool,
 }
 
 /// Folds for the under-routing guard; the last is also the hold-out that
@@ -110,7 +113,8 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, set: &TrainingSet) -> Result<
     for ((e, (text, ids)), fold) in examples.iter().zip(tokenized).zip(folds(examples)) {
         let fast = input(&table.embed_weighted(&ids, &token_weights), &text);
         let full = input(&minilm.embed_ids(ids, FULL_MAX_TOKENS)?, &text);
-        prepared.push(Prepared { fast, full, label: class_index(e.label), fold });
+        let unread = mostly_unread_script(&text);
+        prepared.push(Prepared { fast, full, label: class_index(e.label), fold, unread });
     }
     let params = TrainParams::default();
     let (fx, fy) = split(&prepared, HOLDOUT, false, true);
@@ -126,13 +130,32 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, set: &TrainingSet) -> Result<
     // alone: a fifth holds ~300 complex queries, so one or two odd ones
     // would set the handicap by themselves (−3.4 or −0.6 on the same data
     // for a 0.5% or 1% target; out of fold: −1.0 at 1%).
-    let (unseen, unseen_labels) = out_of_fold(&prepared, params, &fast, &full, threshold);
-    let bias = guard_against_under_routing(&unseen, &unseen_labels);
-    let decided: Vec<usize> = unseen.iter().map(|p| decide(p, &bias)).collect();
+    let (unseen, order) = out_of_fold(&prepared, params, &fast, &full, threshold);
+    let labels: Vec<usize> = order.iter().map(|&i| prepared[i].label).collect();
+    let unread: Vec<bool> = order.iter().map(|&i| prepared[i].unread).collect();
+    // Text in a script the encoder barely reads gets its own discount on
+    // simple, on top of the handicap the rest sets: its misses would
+    // otherwise push every query's handicap up, and its own share of
+    // complex→budget would still be the worst.
+    let group = |wanted: bool| -> (Vec<[f32; CLASSES]>, Vec<usize>) {
+        unseen.iter().zip(&labels).zip(&unread).filter(|&(_, &u)| u == wanted).map(|((p, &y), _)| (*p, y)).unzip()
+    };
+    let (read_p, read_y) = group(false);
+    let bias = guard_against_under_routing(&read_p, &read_y);
+    let (unread_p, unread_y) = group(true);
+    let discount = extra_handicap(&unread_p, &unread_y, &bias);
+    let adjusted: Vec<[f32; CLASSES]> =
+        unseen.iter().zip(&unread).map(|(&p, &u)| if u { discount_simple(p, discount) } else { p }).collect();
+    let decided: Vec<usize> = adjusted.iter().map(|p| decide(p, &bias)).collect();
+    let unread_adjusted: Vec<[f32; CLASSES]> = unread_p.iter().map(|&p| discount_simple(p, discount)).collect();
     let fit = OutOfFold {
         handicap: bias[0],
-        macro_f1: macro_f1(&decided, &unseen_labels),
-        complex_to_budget: complex_to_budget(&unseen, &unseen_labels, &bias),
+        macro_f1: macro_f1(&decided, &labels),
+        complex_to_budget: complex_to_budget(&adjusted, &labels, &bias),
+        unread_script: Some((
+            complex_to_budget(&unread_adjusted, &unread_y, &bias),
+            unread_y.iter().filter(|&&y| y == 2).count(),
+        )),
     };
 
     // Final heads see every example; calibrations and threshold stay.
@@ -156,6 +179,7 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, set: &TrainingSet) -> Result<
         encoder: minilm.encoder_kind().into(),
         training_sha256: set.sha256.clone(),
         out_of_fold: Some(fit),
+        unread_script_discount: discount,
     })
 }
 
@@ -168,8 +192,8 @@ fn folds(examples: &[Example]) -> Vec<usize> {
 }
 
 /// The cascade's probabilities for every example from heads trained on
-/// the other folds (the hold-out's are `fast` and `full`), and the labels
-/// in the same order: the hold-out fold first, then folds 0, 1, …
+/// the other folds (the hold-out's are `fast` and `full`), and each one's
+/// index in `prepared`: the hold-out fold first, then folds 0, 1, …
 /// The other folds' heads take the hold-out's calibrations, so only the
 /// training data differs.
 fn out_of_fold(
@@ -180,7 +204,7 @@ fn out_of_fold(
     threshold: f32,
 ) -> (Vec<[f32; CLASSES]>, Vec<usize>) {
     let mut probabilities = Vec::with_capacity(prepared.len());
-    let mut labels = Vec::with_capacity(prepared.len());
+    let mut order = Vec::with_capacity(prepared.len());
     for k in std::iter::once(HOLDOUT).chain(0..HOLDOUT) {
         let trained;
         let (fast_k, full_k) = if k == HOLDOUT {
@@ -195,15 +219,15 @@ fn out_of_fold(
             trained = (fast_k, full_k);
             (&trained.0, &trained.1)
         };
-        let (xf, y) = split(prepared, k, true, true);
+        let (xf, _) = split(prepared, k, true, true);
         let (xg, _) = split(prepared, k, true, false);
         probabilities.extend(xf.iter().zip(&xg).map(|(xf, xg)| {
             let p = fast_k.probabilities(xf);
             if fast_is_sure(&p, threshold) { p } else { full_k.probabilities(xg) }
         }));
-        labels.extend(y);
+        order.extend((0..prepared.len()).filter(|&i| prepared[i].fold == k));
     }
-    (probabilities, labels)
+    (probabilities, order)
 }
 
 /// The vectors (`fast`: the static table's, else the full model's) and
@@ -277,14 +301,21 @@ pub const MAX_COMPLEX_TO_BUDGET: f64 = 0.01;
 /// `MAX_COMPLEX_TO_BUDGET` on probabilities from heads that did not see
 /// the query (the decision biases, as `triage calibrate` sets them later).
 pub fn guard_against_under_routing(probabilities: &[[f32; CLASSES]], labels: &[usize]) -> [f32; 3] {
-    let mut bias = [0.0f32; 3];
+    [extra_handicap(probabilities, labels, &[0.0; 3]), 0.0, 0.0]
+}
+
+/// The smallest further handicap on simple, beyond `bias`, that keeps
+/// complex → simple within `MAX_COMPLEX_TO_BUDGET` (at most −4).
+fn extra_handicap(probabilities: &[[f32; CLASSES]], labels: &[usize], bias: &[f32; 3]) -> f32 {
+    let mut handicap = 0.0;
     for step in 0..=40 {
-        bias[0] = -0.1 * step as f32;
-        if complex_to_budget(probabilities, labels, &bias) <= MAX_COMPLEX_TO_BUDGET {
+        handicap = -0.1 * step as f32;
+        let handicapped = [bias[0] + handicap, bias[1], bias[2]];
+        if complex_to_budget(probabilities, labels, &handicapped) <= MAX_COMPLEX_TO_BUDGET {
             break;
         }
     }
-    bias
+    handicap
 }
 
 /// Share of the complex queries that `bias` would send to budget.
@@ -345,22 +376,24 @@ mod tests {
             let jitter = (i as f32 * 0.37).sin() * 0.1;
             let mut v = vec![0.0f32; CLASSES];
             v[label] = 1.0 + jitter;
-            Prepared { fast: v.clone(), full: v, label, fold: i % FOLDS }
+            Prepared { fast: v.clone(), full: v, label, fold: i % FOLDS, unread: false }
         };
         let prepared: Vec<Prepared> = (0..50).map(point).collect();
-        let (fx, fy) = split(&prepared, HOLDOUT, false, true);
-        let (hx, hy) = split(&prepared, HOLDOUT, true, true);
+        let prepared = &prepared;
+        let (fx, fy) = split(prepared, HOLDOUT, false, true);
+        let (hx, hy) = split(prepared, HOLDOUT, true, true);
         let mut fast = Head::train(&fx, &fy, TrainParams::default());
         fast.calibrate(&hx, &hy);
         let full = SvmHead::train(&fx, &fy, SvmParams::default(), Some((&hx, &hy)));
 
-        let (p, y) = out_of_fold(&prepared, TrainParams::default(), &fast, &full, 0.9);
+        let (p, order) = out_of_fold(prepared, TrainParams::default(), &fast, &full, 0.9);
         assert_eq!(p.len(), prepared.len());
-        let order: Vec<usize> = std::iter::once(HOLDOUT)
+        let expected: Vec<usize> = std::iter::once(HOLDOUT)
             .chain(0..HOLDOUT)
-            .flat_map(|k| prepared.iter().filter(move |e| e.fold == k).map(|e| e.label))
+            .flat_map(|k| (0..prepared.len()).filter(move |&i| prepared[i].fold == k))
             .collect();
-        assert_eq!(y, order, "labels in fold order, hold-out first");
+        assert_eq!(order, expected, "every example once, in fold order, hold-out first");
+        let y: Vec<usize> = order.iter().map(|&i| prepared[i].label).collect();
         let right = p.iter().zip(&y).filter(|&(p, &y)| argmax(p) == y).count();
         assert_eq!(right, y.len(), "each fold's heads still separate the clusters");
     }
@@ -388,5 +421,20 @@ mod tests {
         assert_eq!(decide(&p[1]), 0, "a clear simple query still is");
         // nothing to fix: no handicap
         assert_eq!(guard_against_under_routing(&p[1..], &y[1..]), [0.0; 3]);
+    }
+
+    #[test]
+    fn a_group_gets_the_extra_discount_its_own_misses_need() {
+        // on top of the handicap the rest set: a complex query the heads
+        // call simple at 90%, beside a clearly simple one
+        let bias = [-1.0, 0.0, 0.0];
+        let p = [[0.90, 0.05, 0.05], [0.99, 0.005, 0.005]];
+        let y = [2, 0];
+        let extra = extra_handicap(&p, &y, &bias);
+        assert!((extra + 1.9).abs() < 1e-4, "ln(0.05 / 0.9) + 1 ≈ −1.89, so −1.9: {extra}");
+        assert_ne!(decide(&discount_simple(p[0], extra), &bias), 0, "the complex one leaves budget");
+        assert_eq!(decide(&discount_simple(p[1], extra), &bias), 0, "the clear simple one stays");
+        assert_eq!(extra_handicap(&p[1..], &y[1..], &bias), 0.0, "no misses, no discount");
+        assert_eq!(extra_handicap(&[], &[], &bias), 0.0, "an empty group needs none");
     }
 }
