@@ -799,12 +799,13 @@ fn run_train(config: &Config, data: Option<PathBuf>) -> Result<(), String> {
             fit.macro_f1,
             fit.complex_to_budget * 100.0
         );
-        if let Some((share, complex)) = fit.unread_script {
+        if let Some(group) = fit.unread_script {
             println!(
-                "scripts the encoder barely reads: simple discounted by {:.1} more; {complex} complex examples, \
+                "scripts the encoder barely reads: simple discounted by {:.1} more; {} complex examples, \
                  {:.1}% to budget",
                 artifact.unread_script_discount,
-                share * 100.0
+                group.complex,
+                group.complex_to_budget * 100.0
             );
         }
     }

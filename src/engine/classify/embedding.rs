@@ -68,10 +68,17 @@ pub struct OutOfFold {
     pub macro_f1: f64,
     /// Share of complex examples decided simple.
     pub complex_to_budget: f64,
-    /// The same share among examples mostly in scripts the encoder barely
-    /// reads, and how many complex ones there were (absent in older heads).
+    /// The same among examples mostly in scripts the encoder barely reads
+    /// (absent in older heads).
     #[serde(default)]
-    pub unread_script: Option<(f64, usize)>,
+    pub unread_script: Option<GroupFit>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct GroupFit {
+    /// Complex examples in the group.
+    pub complex: usize,
+    pub complex_to_budget: f64,
 }
 
 impl Artifact {

@@ -7,7 +7,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::embedding::{
-    Artifact, EmbeddingClassifier, FULL_MAX_TOKENS, OutOfFold, decide, discount_simple, fast_is_sure, input, prepare,
+    Artifact, EmbeddingClassifier, FULL_MAX_TOKENS, GroupFit, OutOfFold, decide, discount_simple, fast_is_sure, input,
+    prepare,
 };
 use super::eval::macro_f1;
 use super::features::mostly_unread_script;
@@ -152,10 +153,10 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, set: &TrainingSet) -> Result<
         handicap: bias[0],
         macro_f1: macro_f1(&decided, &labels),
         complex_to_budget: complex_to_budget(&adjusted, &labels, &bias),
-        unread_script: Some((
-            complex_to_budget(&unread_adjusted, &unread_y, &bias),
-            unread_y.iter().filter(|&&y| y == 2).count(),
-        )),
+        unread_script: Some(GroupFit {
+            complex: unread_y.iter().filter(|&&y| y == 2).count(),
+            complex_to_budget: complex_to_budget(&unread_adjusted, &unread_y, &bias),
+        }),
     };
 
     // Final heads see every example; calibrations and threshold stay.
