@@ -186,7 +186,7 @@ impl EmbeddingClassifier {
     /// fast path when it is sure, else the full model), or `None` when the
     /// text has no words.
     pub fn probabilities(&self, query: &str) -> Result<Option<[f32; 3]>, EmbedError> {
-        Ok(match self.stages(&prepare(query).0)? {
+        Ok(match self.stages(&prepare(query).0)?.0 {
             Stages::NoWords => None,
             Stages::Fast(p) | Stages::Full { full: p, .. } => Some(p),
         })
@@ -194,19 +194,17 @@ impl EmbeddingClassifier {
 
     pub fn classify(&self, query: &str) -> Verdict {
         let (text, injected) = prepare(query);
-        let (bias, discount) = {
-            let artifact = self.artifact.read().expect("artifact lock");
-            (artifact.bias, artifact.unread_script_discount)
-        };
+        let bias = self.artifact_bias();
+        let stages = self.stages(&text);
         let mut suffix = String::new();
-        if discount < 0.0 && features::mostly_unread_script(&text) {
+        if matches!(stages, Ok((_, true))) {
             suffix.push_str("; simple discounted (a script the encoder barely reads)");
         }
         if injected {
             suffix.push_str("; routing instructions ignored");
         }
         let suffix = suffix.as_str();
-        match self.stages(&text) {
+        match stages.map(|(stages, _)| stages) {
             Err(e) => fallback(e, suffix),
             Ok(Stages::NoWords) => Verdict {
                 complexity: Complexity::Simple,
@@ -223,20 +221,21 @@ impl EmbeddingClassifier {
 
     /// The fast head, then the full model only if the fast head is unsure;
     /// the deciding stage's simple discounted for a script the encoder
-    /// barely reads.
-    fn stages(&self, text: &str) -> Result<Stages, EmbedError> {
+    /// barely reads (and whether it was).
+    fn stages(&self, text: &str) -> Result<(Stages, bool), EmbedError> {
         if !text.chars().any(char::is_alphanumeric) {
-            return Ok(Stages::NoWords);
+            return Ok((Stages::NoWords, false));
         }
         let ids = self.minilm.token_ids(text)?;
         let artifact = self.artifact.read().expect("artifact lock");
         let discount = if features::mostly_unread_script(text) { artifact.unread_script_discount } else { 0.0 };
+        let discounted = discount != 0.0;
         let fast = artifact.fast.probabilities(&input(&self.table.embed_weighted(&ids, &artifact.token_weights), text));
         if fast_is_sure(&fast, artifact.threshold) {
-            return Ok(Stages::Fast(discount_simple(fast, discount)));
+            return Ok((Stages::Fast(discount_simple(fast, discount)), discounted));
         }
         let full = artifact.full.probabilities(&input(&self.minilm.embed_ids(ids, FULL_MAX_TOKENS)?, text));
-        Ok(Stages::Full { fast, full: discount_simple(full, discount) })
+        Ok((Stages::Full { fast, full: discount_simple(full, discount) }, discounted))
     }
 }
 

@@ -138,17 +138,23 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, set: &TrainingSet) -> Result<
     // simple, on top of the handicap the rest sets: its misses would
     // otherwise push every query's handicap up, and its own share of
     // complex→budget would still be the worst.
-    let group = |wanted: bool| -> (Vec<[f32; CLASSES]>, Vec<usize>) {
-        unseen.iter().zip(&labels).zip(&unread).filter(|&(_, &u)| u == wanted).map(|((p, &y), _)| (*p, y)).unzip()
+    let group = |probabilities: &[[f32; CLASSES]], wanted: bool| -> (Vec<[f32; CLASSES]>, Vec<usize>) {
+        probabilities
+            .iter()
+            .zip(&labels)
+            .zip(&unread)
+            .filter(|&(_, &u)| u == wanted)
+            .map(|((p, &y), _)| (*p, y))
+            .unzip()
     };
-    let (read_p, read_y) = group(false);
+    let (read_p, read_y) = group(&unseen, false);
     let bias = guard_against_under_routing(&read_p, &read_y);
-    let (unread_p, unread_y) = group(true);
+    let (unread_p, unread_y) = group(&unseen, true);
     let discount = extra_handicap(&unread_p, &unread_y, &bias);
     let adjusted: Vec<[f32; CLASSES]> =
         unseen.iter().zip(&unread).map(|(&p, &u)| if u { discount_simple(p, discount) } else { p }).collect();
     let decided: Vec<usize> = adjusted.iter().map(|p| decide(p, &bias)).collect();
-    let unread_adjusted: Vec<[f32; CLASSES]> = unread_p.iter().map(|&p| discount_simple(p, discount)).collect();
+    let (unread_adjusted, _) = group(&adjusted, true);
     let fit = OutOfFold {
         handicap: bias[0],
         macro_f1: macro_f1(&decided, &labels),
