@@ -239,26 +239,39 @@ impl EmbeddingClassifier {
     }
 }
 
-/// The verdict from one stage's probabilities: the biased argmax, except
-/// that a long report naming versions goes no lower than the balanced tier
-/// (`features::is_version_report`); the reason says so, and the confidence
-/// is then the head's in medium (low: a cascade asks its LLM).
-/// `stage` names the head and adds a remark after its figure.
+/// The rules that overrule the heads' class `k` for `text`, with the
+/// class they set and the reason's remark: a request for a proof goes to
+/// complex (`features::asks_for_proof`), and a long report naming versions
+/// goes no lower than medium (`features::is_version_report`). One place,
+/// so that serving and training's under-routing guard agree.
+pub fn overrule(k: usize, text: &str) -> Option<(usize, &'static str)> {
+    if k != 2 && features::asks_for_proof(text) {
+        return Some((2, "raised to complex: a request for a proof"));
+    }
+    if k == 0 && features::is_version_report(text) {
+        return Some((1, "raised to medium: a long report naming versions never goes to budget"));
+    }
+    None
+}
+
+/// The verdict from one stage's probabilities: the biased argmax, unless
+/// a rule overrules it (`overrule`); the reason then says so, and the
+/// confidence is the head's in the class the rule set (low: a cascade asks
+/// its LLM). `stage` names the head and adds a remark after its figure.
 fn decided(p: &[f32; 3], bias: &[f32; 3], stage: (&str, &str), text: &str, suffix: &str) -> Verdict {
     let k = decide(p, bias);
     let (head, remark) = stage;
-    let mut verdict = Verdict {
-        complexity: class_of(k),
-        confidence: p[k],
-        reason: format!("{head}: {} at {:.0}%{remark}", class_of(k), p[k] * 100.0),
+    let mut reason = format!("{head}: {} at {:.0}%{remark}", class_of(k), p[k] * 100.0);
+    let k = match overrule(k, text) {
+        Some((raised, why)) => {
+            reason.push_str("; ");
+            reason.push_str(why);
+            raised
+        }
+        None => k,
     };
-    if verdict.complexity == Complexity::Simple && features::is_version_report(text) {
-        verdict.complexity = Complexity::Medium;
-        verdict.confidence = p[1];
-        verdict.reason.push_str("; raised to medium: a long report naming versions never goes to budget");
-    }
-    verdict.reason.push_str(suffix);
-    verdict
+    reason.push_str(suffix);
+    Verdict { complexity: class_of(k), confidence: p[k], reason }
 }
 
 /// How far `EmbeddingClassifier::stages` went, with the probabilities.
@@ -315,5 +328,19 @@ mod tests {
         assert_eq!(short, simple_verdict());
         let chatty = "I love your shop and wanted to ask about opening hours this weekend please. ".repeat(10);
         assert_eq!(decided(&p, &NO_BIAS, FULL, &chatty, ""), simple_verdict());
+    }
+
+    #[test]
+    fn a_request_for_a_proof_goes_to_complex_whatever_the_head_says() {
+        let v = decided(&[0.90, 0.06, 0.04], &NO_BIAS, FULL, "证明：有限整环一定是域", "");
+        assert_eq!(v.complexity, Complexity::Complex);
+        assert_eq!(v.confidence, 0.04, "the head's confidence in complex");
+        assert_eq!(v.reason, "full model: simple at 90%; raised to complex: a request for a proof");
+        let medium = decided(&[0.1, 0.8, 0.1], &NO_BIAS, FULL, "Prove that √2 is irrational.", "");
+        assert_eq!(medium.complexity, Complexity::Complex);
+        let sure = decided(&[0.01, 0.01, 0.98], &NO_BIAS, FULL, "Prove that √2 is irrational.", "");
+        assert_eq!(sure.reason, "full model: complex at 98%", "nothing to raise");
+        let asked = decided(&[0.90, 0.06, 0.04], &NO_BIAS, FULL, "Where do I send proof of address?", "");
+        assert_eq!(asked.complexity, Complexity::Simple);
     }
 }

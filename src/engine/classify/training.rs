@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::embedding::{
     Artifact, EmbeddingClassifier, FULL_MAX_TOKENS, GroupFit, OutOfFold, decide, discount_simple, fast_is_sure, input,
-    prepare,
+    overrule, prepare,
 };
 use super::eval::macro_f1;
 use super::features::mostly_unread_script;
@@ -85,6 +85,8 @@ struct Prepared {
     fold: usize,
     /// Mostly in a script the encoder barely reads.
     unread: bool,
+    /// The text the heads read, for the rules that overrule them.
+    text: String,
 }
 
 /// Folds for the under-routing guard; the last is also the hold-out that
@@ -115,7 +117,7 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, set: &TrainingSet) -> Result<
         let fast = input(&table.embed_weighted(&ids, &token_weights), &text);
         let full = input(&minilm.embed_ids(ids, FULL_MAX_TOKENS)?, &text);
         let unread = mostly_unread_script(&text);
-        prepared.push(Prepared { fast, full, label: class_index(e.label), fold, unread });
+        prepared.push(Prepared { fast, full, label: class_index(e.label), fold, unread, text });
     }
     let params = TrainParams::default();
     let (fx, fy) = split(&prepared, HOLDOUT, false, true);
@@ -130,38 +132,49 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, set: &TrainingSet) -> Result<
     // The guard reads every example out of fold, not the hold-out fifth
     // alone: a fifth holds ~300 complex queries, so one or two odd ones
     // would set the handicap by themselves (−3.4 or −0.6 on the same data
-    // for a 0.5% or 1% target; out of fold: −1.0 at 1%).
-    let (unseen, order) = out_of_fold(&prepared, params, &fast, &full, threshold);
-    let labels: Vec<usize> = order.iter().map(|&i| prepared[i].label).collect();
-    let unread: Vec<bool> = order.iter().map(|&i| prepared[i].unread).collect();
+    // for a 0.5% or 1% target; out of fold: −1.0 at 1%). It counts what
+    // serving does: a query a rule keeps out of budget is no miss.
+    let (probabilities, order) = out_of_fold(&prepared, params, &fast, &full, threshold);
+    let unseen: Vec<Unseen> = probabilities
+        .iter()
+        .zip(&order)
+        .map(|(&p, &i)| Unseen {
+            p,
+            label: prepared[i].label,
+            ruled_out_of_budget: overrule(0, &prepared[i].text).is_some(),
+        })
+        .collect();
     // Text in a script the encoder barely reads gets its own discount on
     // simple, on top of the handicap the rest sets: its misses would
     // otherwise push every query's handicap up, and its own share of
     // complex→budget would still be the worst.
-    let group = |probabilities: &[[f32; CLASSES]], wanted: bool| -> (Vec<[f32; CLASSES]>, Vec<usize>) {
-        probabilities
-            .iter()
-            .zip(&labels)
-            .zip(&unread)
-            .filter(|&(_, &u)| u == wanted)
-            .map(|((p, &y), _)| (*p, y))
-            .unzip()
+    let group = |examples: &[Unseen], wanted: bool| -> Vec<Unseen> {
+        examples.iter().zip(&order).filter(|&(_, &i)| prepared[i].unread == wanted).map(|(u, _)| *u).collect()
     };
-    let (read_p, read_y) = group(&unseen, false);
-    let bias = guard_against_under_routing(&read_p, &read_y);
-    let (unread_p, unread_y) = group(&unseen, true);
-    let discount = extra_handicap(&unread_p, &unread_y, &bias);
-    let adjusted: Vec<[f32; CLASSES]> =
-        unseen.iter().zip(&unread).map(|(&p, &u)| if u { discount_simple(p, discount) } else { p }).collect();
-    let decided: Vec<usize> = adjusted.iter().map(|p| decide(p, &bias)).collect();
-    let (unread_adjusted, _) = group(&adjusted, true);
+    let bias = guard_against_under_routing(&group(&unseen, false));
+    let discount = extra_handicap(&group(&unseen, true), &bias);
+    let adjusted: Vec<Unseen> = unseen
+        .iter()
+        .zip(&order)
+        .map(|(u, &i)| if prepared[i].unread { Unseen { p: discount_simple(u.p, discount), ..*u } } else { *u })
+        .collect();
+    let decided: Vec<usize> = adjusted
+        .iter()
+        .zip(&order)
+        .map(|(u, &i)| {
+            let k = decide(&u.p, &bias);
+            overrule(k, &prepared[i].text).map_or(k, |(raised, _)| raised)
+        })
+        .collect();
+    let labels: Vec<usize> = unseen.iter().map(|u| u.label).collect();
+    let unread_adjusted = group(&adjusted, true);
     let fit = OutOfFold {
         handicap: bias[0],
         macro_f1: macro_f1(&decided, &labels),
-        complex_to_budget: complex_to_budget(&adjusted, &labels, &bias),
+        complex_to_budget: complex_to_budget(&adjusted, &bias),
         unread_script: Some(GroupFit {
-            complex: unread_y.iter().filter(|&&y| y == 2).count(),
-            complex_to_budget: complex_to_budget(&unread_adjusted, &unread_y, &bias),
+            complex: unread_adjusted.iter().filter(|u| u.label == 2).count(),
+            complex_to_budget: complex_to_budget(&unread_adjusted, &bias),
         }),
     };
 
@@ -304,31 +317,41 @@ fn choose_threshold(fast: &Head, full: &SvmHead, xf: &[Vec<f32>], xg: &[Vec<f32>
 /// dropped the out-of-fold macro-F1 from 0.84 to 0.79).
 pub const MAX_COMPLEX_TO_BUDGET: f64 = 0.01;
 
+/// One training example as the under-routing guard sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Unseen {
+    /// From heads that did not see it.
+    pub p: [f32; CLASSES],
+    pub label: usize,
+    /// A rule (`overrule`) keeps it out of budget whatever the heads say.
+    pub ruled_out_of_budget: bool,
+}
+
 /// The smallest handicap on `simple` that keeps complex → simple within
 /// `MAX_COMPLEX_TO_BUDGET` on probabilities from heads that did not see
 /// the query (the decision biases, as `triage calibrate` sets them later).
-pub fn guard_against_under_routing(probabilities: &[[f32; CLASSES]], labels: &[usize]) -> [f32; 3] {
-    [extra_handicap(probabilities, labels, &[0.0; 3]), 0.0, 0.0]
+pub fn guard_against_under_routing(examples: &[Unseen]) -> [f32; 3] {
+    [extra_handicap(examples, &[0.0; 3]), 0.0, 0.0]
 }
 
 /// The smallest further handicap on simple, beyond `bias`, that keeps
 /// complex → simple within `MAX_COMPLEX_TO_BUDGET` (at most −4).
-fn extra_handicap(probabilities: &[[f32; CLASSES]], labels: &[usize], bias: &[f32; 3]) -> f32 {
+fn extra_handicap(examples: &[Unseen], bias: &[f32; 3]) -> f32 {
     let mut handicap = 0.0;
     for step in 0..=40 {
         handicap = -0.1 * step as f32;
         let handicapped = [bias[0] + handicap, bias[1], bias[2]];
-        if complex_to_budget(probabilities, labels, &handicapped) <= MAX_COMPLEX_TO_BUDGET {
+        if complex_to_budget(examples, &handicapped) <= MAX_COMPLEX_TO_BUDGET {
             break;
         }
     }
     handicap
 }
 
-/// Share of the complex queries that `bias` would send to budget.
-fn complex_to_budget(probabilities: &[[f32; CLASSES]], labels: &[usize], bias: &[f32; 3]) -> f64 {
-    let complex = labels.iter().filter(|&&y| y == 2).count().max(1) as f64;
-    let under = probabilities.iter().zip(labels).filter(|&(p, &y)| y == 2 && decide(p, bias) == 0).count();
+/// Share of the complex examples that `bias` would send to budget.
+fn complex_to_budget(examples: &[Unseen], bias: &[f32; 3]) -> f64 {
+    let complex = examples.iter().filter(|u| u.label == 2).count().max(1) as f64;
+    let under = examples.iter().filter(|u| u.label == 2 && !u.ruled_out_of_budget && decide(&u.p, bias) == 0).count();
     under as f64 / complex
 }
 
@@ -383,7 +406,7 @@ mod tests {
             let jitter = (i as f32 * 0.37).sin() * 0.1;
             let mut v = vec![0.0f32; CLASSES];
             v[label] = 1.0 + jitter;
-            Prepared { fast: v.clone(), full: v, label, fold: i % FOLDS, unread: false }
+            Prepared { fast: v.clone(), full: v, label, fold: i % FOLDS, unread: false, text: String::new() }
         };
         let prepared: Vec<Prepared> = (0..50).map(point).collect();
         let prepared = &prepared;
@@ -412,22 +435,25 @@ mod tests {
         assert_eq!(folds(&examples), [0, 1, 2, 3, 4, 0, 1, 1, 1, 4]);
     }
 
+    fn unseen(p: [f32; CLASSES], label: usize) -> Unseen {
+        Unseen { p, label, ruled_out_of_budget: false }
+    }
+
     #[test]
     fn the_guard_handicaps_simple_just_enough() {
         // two complex queries the head thinks simple (one barely), the rest clear
-        let mut p = vec![[0.55, 0.05, 0.40], [0.90, 0.05, 0.05]];
-        let mut y = vec![2, 0];
-        for _ in 0..98 {
-            p.push([0.05, 0.10, 0.85]);
-            y.push(2);
-        }
-        let bias = guard_against_under_routing(&p, &y);
+        let mut examples = vec![unseen([0.55, 0.05, 0.40], 2), unseen([0.90, 0.05, 0.05], 0)];
+        examples.extend(std::iter::repeat_n(unseen([0.05, 0.10, 0.85], 2), 98));
+        let bias = guard_against_under_routing(&examples);
         assert!(bias[0] < 0.0, "{bias:?}");
-        let decide = |p: &[f32; 3]| decide(p, &bias);
-        assert_ne!(decide(&p[0]), 0, "the borderline complex query is no longer sent to budget");
-        assert_eq!(decide(&p[1]), 0, "a clear simple query still is");
+        let decide = |u: &Unseen| decide(&u.p, &bias);
+        assert_ne!(decide(&examples[0]), 0, "the borderline complex query is no longer sent to budget");
+        assert_eq!(decide(&examples[1]), 0, "a clear simple query still is");
         // nothing to fix: no handicap
-        assert_eq!(guard_against_under_routing(&p[1..], &y[1..]), [0.0; 3]);
+        assert_eq!(guard_against_under_routing(&examples[1..]), [0.0; 3]);
+        // a miss a rule keeps out of budget needs no handicap either
+        examples[0].ruled_out_of_budget = true;
+        assert_eq!(guard_against_under_routing(&examples), [0.0; 3]);
     }
 
     #[test]
@@ -435,13 +461,12 @@ mod tests {
         // on top of the handicap the rest set: a complex query the heads
         // call simple at 90%, beside a clearly simple one
         let bias = [-1.0, 0.0, 0.0];
-        let p = [[0.90, 0.05, 0.05], [0.99, 0.005, 0.005]];
-        let y = [2, 0];
-        let extra = extra_handicap(&p, &y, &bias);
+        let examples = [unseen([0.90, 0.05, 0.05], 2), unseen([0.99, 0.005, 0.005], 0)];
+        let extra = extra_handicap(&examples, &bias);
         assert!((extra + 1.9).abs() < 1e-4, "ln(0.05 / 0.9) + 1 ≈ −1.89, so −1.9: {extra}");
-        assert_ne!(decide(&discount_simple(p[0], extra), &bias), 0, "the complex one leaves budget");
-        assert_eq!(decide(&discount_simple(p[1], extra), &bias), 0, "the clear simple one stays");
-        assert_eq!(extra_handicap(&p[1..], &y[1..], &bias), 0.0, "no misses, no discount");
-        assert_eq!(extra_handicap(&[], &[], &bias), 0.0, "an empty group needs none");
+        assert_ne!(decide(&discount_simple(examples[0].p, extra), &bias), 0, "the complex one leaves budget");
+        assert_eq!(decide(&discount_simple(examples[1].p, extra), &bias), 0, "the clear simple one stays");
+        assert_eq!(extra_handicap(&examples[1..], &bias), 0.0, "no misses, no discount");
+        assert_eq!(extra_handicap(&[], &bias), 0.0, "an empty group needs none");
     }
 }
