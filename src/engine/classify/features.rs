@@ -192,30 +192,30 @@ pub fn is_version_report(text: &str) -> bool {
 
 /// Imperatives that open a sentence asking for a proof, lowercased, in the
 /// languages the rubric names ("Prove that …", "Докажите, что …", "证明：…").
-/// At a sentence's start only: "proof of address" or "how can I prove I own
-/// the account" are simple requests.
+/// At a sentence's start only, and with "that" in English: "proof of
+/// address", "how can I prove I own the account" or an angry "Prove it."
+/// are support requests, not proofs.
 const PROOF_OPENINGS: &[&str] = &[
-    "prove ",
-    "prove,",
+    "prove that",
     "prove or disprove",
-    "show that",
-    "demuestra",
-    "demuestre",
+    "demuestra que",
+    "demuestre que",
     "demostrar que",
     "montrer que",
     "montrez que",
-    "démontrer",
-    "démontrez",
+    "démontrer que",
+    "démontrez que",
     "prouver que",
-    "prouvez",
+    "prouvez que",
     "beweisen sie",
-    "beweise ",
-    "beweise,",
+    "beweise, dass",
     "zeige, dass",
     "zeigen sie, dass",
-    "demonstre",
+    "prove que",
+    "demonstre que",
     "mostre que",
-    "dimostra",
+    "dimostra che",
+    "dimostrare che",
     "докажите",
     "докажи",
     "证明",
@@ -261,8 +261,8 @@ pub fn asks_for_proof(text: &str) -> bool {
         for polite in ["please ", "then ", "and ", "请", "試", "试"] {
             s = s.strip_prefix(polite).unwrap_or(s).trim_start();
         }
-        // "prove" alone before a colon opens a proof too
-        PROOF_OPENINGS.iter().any(|o| s.starts_with(o) || o.strip_suffix(' ') == Some(s))
+        // "Prove: …" opens one too
+        PROOF_OPENINGS.iter().any(|o| s.starts_with(o)) || s.trim_end() == "prove"
     })
 }
 
@@ -368,7 +368,7 @@ mod tests {
     fn a_request_for_a_proof_is_one_in_any_language() {
         for proof in [
             "Prove that a group of order 35 is cyclic.",
-            "Let G be a group of order 15. Show that G is cyclic.",
+            "Is every group of order 15 cyclic? Prove or disprove.",
             "Please prove: sqrt(2) is irrational.",
             "Докажите, что √2 + √3 иррационально",
             "证明：有限整环一定是域",
@@ -377,6 +377,7 @@ mod tests {
             "n이 홀수일 때 n^2 - 1이 항상 8의 배수라는거 증명해줘",
             "모든 군에서 (ab)^2 = a^2 b^2 이면 그 군이 아벨군인거 증명",
             "Demuestra que todo grupo de orden 2p es cíclico",
+            "Montrez que la suite converge.",
         ] {
             assert!(asks_for_proof(proof), "{proof}");
         }
@@ -384,6 +385,8 @@ mod tests {
             "Where do I send proof of address?",
             "How can I prove that I own this account?",
             "What can I show that clerk to get my refund?",
+            "You say the refund went out last week. Prove it.",
+            "Show that page again, please.",
             "Wie zeige ich versteckte Dateien im Finder an?",
             "我需要开收入证明",
             "재직증명서 발급은 어디서 하나요?",
