@@ -90,6 +90,11 @@ fn Queue(page: ReviewPage, on_label: impl Fn() + Copy + Send + Sync + 'static) -
                         <th>"Question"</th><th>"Said"</th><th>"Why it is here"</th><th>"Right complexity"</th>
                     </tr></thead>
                     <tbody>
+                        {page.items.is_empty().then(|| view! {
+                            <tr><td colspan="4" class="muted empty-state">
+                                "Nothing to review: no thumbs-down, escalated or low-confidence calls here."
+                            </td></tr>
+                        })}
                         {page.items.into_iter().map(|i| view! { <Item item=i on_label/> }).collect_view()}
                     </tbody>
                 </table>
