@@ -75,3 +75,35 @@ async fn a_batch_written_twice_stores_each_row_once(pool: PgPool) {
     assert_eq!(llm_calls::insert_many(&pool, &rows).await.unwrap(), 0);
     assert_eq!(count(&pool).await, 10);
 }
+
+#[sqlx::test(migrator = "triage::store::MIGRATOR")]
+async fn a_batch_in_pieces_counts_every_row_once_in_rows_rollups_and_spend(pool: PgPool) {
+    let rows: Vec<CallRecord> = (0..40).map(|i| CallRecord { user_id: Some("u".into()), ..row(i) }).collect();
+    assert_eq!(llm_calls::insert_batch(&pool, &rows, 16).await.unwrap(), 40);
+    // retried whole after an ambiguous failure: nothing twice
+    assert_eq!(llm_calls::insert_batch(&pool, &rows, 16).await.unwrap(), 0);
+    assert_eq!(count(&pool).await, 40);
+    let (calls, cost): (i64, i64) =
+        sqlx::query_as("SELECT sum(calls)::bigint, sum(cost_micros)::bigint FROM call_rollups")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((calls, cost), (40, (0..40).sum::<i64>()));
+    let spent: i64 =
+        sqlx::query_scalar("SELECT spent_micros FROM spend_counters WHERE scope = 'user:u' AND period = 'day'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(spent, (0..40).sum::<i64>());
+}
+
+#[sqlx::test(migrator = "triage::store::MIGRATOR")]
+async fn a_batch_in_pieces_is_written_whole_or_not_at_all(pool: PgPool) {
+    let mut rows: Vec<CallRecord> = (0..40).map(row).collect();
+    // the third piece breaks a CHECK constraint: the first two must not stay
+    rows[35].status = "bogus".into();
+    assert!(llm_calls::insert_batch(&pool, &rows, 16).await.is_err());
+    assert_eq!(count(&pool).await, 0);
+    let rollups: i64 = sqlx::query_scalar("SELECT count(*) FROM call_rollups").fetch_one(&pool).await.unwrap();
+    assert_eq!(rollups, 0);
+}

@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 use crate::store::llm_calls::{self, CallRecord};
 
 const MAX_BATCH: usize = 500;
+/// Rows per statement within a batch (see `llm_calls::insert_batch`).
+const STATEMENT_ROWS: usize = 16;
 /// How long a batch may wait for company before it is written.
 const LINGER: Duration = Duration::from_millis(10);
 
@@ -128,7 +130,7 @@ async fn write_with_retry(pool: &PgPool, batch: &[CallRecord]) {
     let mut delay = Duration::from_millis(50);
     let mut failures = 0u32;
     loop {
-        match llm_calls::insert_many(pool, batch).await {
+        match llm_calls::insert_batch(pool, batch, STATEMENT_ROWS).await {
             Ok(_) => {
                 if failures > 0 {
                     tracing::info!(rows = batch.len(), failures, "call log caught up");
