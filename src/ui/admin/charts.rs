@@ -124,7 +124,18 @@ pub fn Lines(
                 .filter(|(_, v)| v.is_finite())
                 .map(|(i, v)| format!("{:.1},{:.1}", LEFT + 5.0 + step * i as f64, H - BOTTOM - v * scale))
                 .collect();
-            view! { <polyline points=points.join(" ") class=format!("line {}", s.class)><title>{s.name.clone()}</title></polyline> }
+            // a polyline through one point draws nothing: mark those points
+            let dots = isolated(&s.values)
+                .into_iter()
+                .map(|i| {
+                    let (x, y) = (LEFT + 5.0 + step * i as f64, H - BOTTOM - s.values[i] * scale);
+                    view! { <circle cx=format!("{x:.1}") cy=format!("{y:.1}") r="3" class=format!("line {}", s.class)/> }
+                })
+                .collect_view();
+            view! {
+                <polyline points=points.join(" ") class=format!("line {}", s.class)><title>{s.name.clone()}</title></polyline>
+                {dots}
+            }
         })
         .collect_view();
     view! {
@@ -138,6 +149,12 @@ pub fn Lines(
             <Legend series=series/>
         </figure>
     }
+}
+
+/// The values a line cannot show: finite, with no finite neighbour.
+fn isolated(values: &[f64]) -> Vec<usize> {
+    let finite = |i: Option<usize>| i.and_then(|i| values.get(i)).is_some_and(|v| v.is_finite());
+    (0..values.len()).filter(|&i| finite(Some(i)) && !finite(i.checked_sub(1)) && !finite(Some(i + 1))).collect()
 }
 
 /// Horizontal shares (e.g. the model mix), largest first.
@@ -176,7 +193,17 @@ fn Legend(series: Vec<Series>) -> impl IntoView {
 
 #[cfg(test)]
 mod tests {
-    use super::nice_max;
+    use super::{isolated, nice_max};
+
+    #[test]
+    fn points_without_a_neighbour_are_the_ones_a_line_cannot_show() {
+        let nan = f64::NAN;
+        assert_eq!(isolated(&[nan, nan, 264.0]), vec![2]);
+        assert_eq!(isolated(&[5.0]), vec![0]);
+        assert_eq!(isolated(&[1.0, 2.0, nan, 3.0, nan]), vec![3]);
+        assert!(isolated(&[1.0, 2.0, 3.0]).is_empty());
+        assert!(isolated(&[nan, nan]).is_empty());
+    }
 
     #[test]
     fn axis_maximum_is_round_and_covers_the_data() {

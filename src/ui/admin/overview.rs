@@ -61,7 +61,11 @@ fn OverviewBody(o: Overview) -> impl IntoView {
     let premium = o.premium_model.clone().unwrap_or_else(|| "the premium tier".into());
     let cards = vec![
         ("Cost", format_micros(spent), format!("{} – {}", o.from, o.to)),
-        ("Requests", total.requests.to_string(), format!("{} calls with retries", total.calls)),
+        (
+            "Requests",
+            total.requests.to_string(),
+            format!("{} {} with retries", total.calls, if total.calls == 1 { "call" } else { "calls" }),
+        ),
         ("Tokens", format!("{} in / {} out", compact(total.input_tokens), compact(total.output_tokens)), String::new()),
         (
             "Latency p50 / p95",
