@@ -86,8 +86,12 @@ fn Rules(page: AlertsPage, delete: ServerAction<DeleteAlertRule>) -> impl IntoVi
 fn history_row(e: AlertEventView) -> impl IntoView {
     let delivery = match e.delivery.as_str() {
         "none" => "—".to_string(),
-        "delivered" => format!("delivered ({} tries)", e.attempts),
-        "failed" => format!("failed after {} tries: {}", e.attempts, e.last_error.clone().unwrap_or_default()),
+        "delivered" => format!("delivered ({})", super::count(e.attempts, "try", "tries")),
+        "failed" => format!(
+            "failed after {}: {}",
+            super::count(e.attempts, "try", "tries"),
+            e.last_error.clone().unwrap_or_default()
+        ),
         other => other.to_string(),
     };
     view! {

@@ -113,6 +113,7 @@ pub fn Lines(
         nice_max(series.iter().flat_map(|s| s.values.iter().copied()).filter(|v| v.is_finite()).fold(0.0, f64::max));
     let step = if n > 1 { (W - LEFT - 10.0) / (n - 1) as f64 } else { 0.0 };
     let scale = (H - BOTTOM - TOP) / max;
+    let at = |i: usize, v: f64| (LEFT + 5.0 + step * i as f64, H - BOTTOM - v * scale);
     let paths = series
         .iter()
         .map(|s| {
@@ -122,13 +123,16 @@ pub fn Lines(
                 .enumerate()
                 // a missing value (NaN) is skipped: the line joins its neighbours
                 .filter(|(_, v)| v.is_finite())
-                .map(|(i, v)| format!("{:.1},{:.1}", LEFT + 5.0 + step * i as f64, H - BOTTOM - v * scale))
+                .map(|(i, &v)| {
+                    let (x, y) = at(i, v);
+                    format!("{x:.1},{y:.1}")
+                })
                 .collect();
             // a polyline through one point draws nothing: mark those points
             let dots = isolated(&s.values)
                 .into_iter()
                 .map(|i| {
-                    let (x, y) = (LEFT + 5.0 + step * i as f64, H - BOTTOM - s.values[i] * scale);
+                    let (x, y) = at(i, s.values[i]);
                     view! { <circle cx=format!("{x:.1}") cy=format!("{y:.1}") r="3" class=format!("line {}", s.class)/> }
                 })
                 .collect_view();

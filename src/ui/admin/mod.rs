@@ -16,6 +16,12 @@ use leptos_router::components::A;
 
 use crate::api::admin::Logout;
 
+/// "1 call", "3 calls": a count with its noun.
+pub fn count(n: impl Into<i64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// The navigation bar every admin page starts with.
 #[component]
 pub fn AdminNav() -> impl IntoView {
@@ -34,5 +40,15 @@ pub fn AdminNav() -> impl IntoView {
             </ActionForm>
         </nav>
         <alerts::AlertBanner/>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_count_of_one_takes_the_singular() {
+        assert_eq!(super::count(1, "call", "calls"), "1 call");
+        assert_eq!(super::count(0, "call", "calls"), "0 calls");
+        assert_eq!(super::count(3_i32, "try", "tries"), "3 tries");
     }
 }

@@ -8,6 +8,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::charts::{Lines, Series, Shares, StackedBars};
+use super::count;
 use super::filters::{Filters, use_filter};
 use crate::api::admin::get_overview;
 use crate::api::types::{BreakdownView, DailyPoint, Overview, format_micros};
@@ -61,11 +62,7 @@ fn OverviewBody(o: Overview) -> impl IntoView {
     let premium = o.premium_model.clone().unwrap_or_else(|| "the premium tier".into());
     let cards = vec![
         ("Cost", format_micros(spent), format!("{} – {}", o.from, o.to)),
-        (
-            "Requests",
-            total.requests.to_string(),
-            format!("{} {} with retries", total.calls, if total.calls == 1 { "call" } else { "calls" }),
-        ),
+        ("Requests", total.requests.to_string(), format!("{} with retries", count(total.calls, "call", "calls"))),
         ("Tokens", format!("{} in / {} out", compact(total.input_tokens), compact(total.output_tokens)), String::new()),
         (
             "Latency p50 / p95",
@@ -77,7 +74,7 @@ fn OverviewBody(o: Overview) -> impl IntoView {
         (
             "Thumbs up",
             total.thumbs_up_rate.map(pct).unwrap_or_else(|| "—".into()),
-            format!("{} verdicts", total.feedback),
+            count(total.feedback, "verdict", "verdicts"),
         ),
         ("Saved vs all-premium", format_micros(savings), format!("{} less than {premium}", pct(savings_share))),
     ];

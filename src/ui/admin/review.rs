@@ -80,12 +80,7 @@ fn Queue(page: ReviewPage, on_label: impl Fn() + Copy + Send + Sync + 'static) -
     view! {
         {status.map(|(class, text)| view! { <p class=class role="status" data-testid="retrain-status">{text}</p> })}
         <p class="muted">
-            {format!(
-                "{} {} so far; classifier in use: {}. ",
-                page.labels,
-                if page.labels == 1 { "label" } else { "labels" },
-                page.classifier
-            )}
+            {format!("{} so far; classifier in use: {}. ", super::count(page.labels, "label", "labels"), page.classifier)}
             "Retraining uses the shipped training data plus every label."
         </p>
         <div class="review-grid">
