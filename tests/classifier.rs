@@ -80,3 +80,27 @@ fn a_changed_training_file_retrains_the_head_at_start() {
 
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The shipped check sets measure queries the head never saw: none of
+/// their texts (compared trimmed and case-folded) is in the training file.
+#[test]
+fn the_check_sets_share_no_query_with_the_training_set() {
+    use std::collections::HashSet;
+    use std::path::Path;
+    use triage::engine::classify::training::load_jsonl;
+
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/classifier");
+    let key = |q: &str| q.trim().to_lowercase();
+    let trained: HashSet<String> =
+        load_jsonl(&data.join("train.jsonl")).unwrap().iter().map(|e| key(&e.query)).collect();
+    for set in ["check.jsonl", "check-real.jsonl", "check-scripts.jsonl"] {
+        let examples = load_jsonl(&data.join(set)).unwrap();
+        assert!(examples.len() >= 100, "{set} holds {} queries", examples.len());
+        let seen: Vec<&str> = examples
+            .iter()
+            .filter(|e| trained.contains(&key(&e.query)))
+            .map(|e| e.id.as_deref().unwrap_or("?"))
+            .collect();
+        assert!(seen.is_empty(), "{set}: trained on {seen:?}");
+    }
+}
