@@ -138,36 +138,23 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, set: &TrainingSet) -> Result<
     let unseen: Vec<Unseen> = probabilities
         .iter()
         .zip(&order)
-        .map(|(&p, &i)| Unseen {
-            p,
-            label: prepared[i].label,
-            ruled_out_of_budget: overrule(0, &prepared[i].text).is_some(),
+        .map(|(&p, &i)| {
+            let e = &prepared[i];
+            Unseen { p, label: e.label, floor: rule_floor(&e.text), unread: e.unread }
         })
         .collect();
     // Text in a script the encoder barely reads gets its own discount on
     // simple, on top of the handicap the rest sets: its misses would
     // otherwise push every query's handicap up, and its own share of
     // complex→budget would still be the worst.
-    let group = |examples: &[Unseen], wanted: bool| -> Vec<Unseen> {
-        examples.iter().zip(&order).filter(|&(_, &i)| prepared[i].unread == wanted).map(|(u, _)| *u).collect()
-    };
-    let bias = guard_against_under_routing(&group(&unseen, false));
-    let discount = extra_handicap(&group(&unseen, true), &bias);
-    let adjusted: Vec<Unseen> = unseen
-        .iter()
-        .zip(&order)
-        .map(|(u, &i)| if prepared[i].unread { Unseen { p: discount_simple(u.p, discount), ..*u } } else { *u })
-        .collect();
-    let decided: Vec<usize> = adjusted
-        .iter()
-        .zip(&order)
-        .map(|(u, &i)| {
-            let k = decide(&u.p, &bias);
-            overrule(k, &prepared[i].text).map_or(k, |(raised, _)| raised)
-        })
-        .collect();
+    let group = |wanted: bool| -> Vec<Unseen> { unseen.iter().filter(|u| u.unread == wanted).copied().collect() };
+    let bias = guard_against_under_routing(&group(false));
+    let discount = extra_handicap(&group(true), &bias);
+    let adjusted: Vec<Unseen> =
+        unseen.iter().map(|u| if u.unread { Unseen { p: discount_simple(u.p, discount), ..*u } } else { *u }).collect();
+    let decided: Vec<usize> = adjusted.iter().map(|u| decide(&u.p, &bias).max(u.floor)).collect();
     let labels: Vec<usize> = unseen.iter().map(|u| u.label).collect();
-    let unread_adjusted = group(&adjusted, true);
+    let unread_adjusted: Vec<Unseen> = adjusted.iter().filter(|u| u.unread).copied().collect();
     let fit = OutOfFold {
         handicap: bias[0],
         macro_f1: macro_f1(&decided, &labels),
@@ -313,8 +300,9 @@ fn choose_threshold(fast: &Head, full: &SvmHead, xf: &[Vec<f32>], xg: &[Vec<f32>
 /// out of fold: a weak model's wrong answer to a hard question costs more
 /// than a strong model's answer to an easy one. A quarter of the 2% the
 /// router is held to, because out of fold flatters: on 6,940 queries a 1%
-/// guard let 6 of the check sets' 223 complex queries (2.7%) through, and
-/// 0.5% lets 2 through for 0.008 of out-of-fold macro-F1.
+/// guard let 6 of the 223 complex queries in dev and the check sets
+/// (2.7%) through, and 0.5% lets 2 through for 0.008 of out-of-fold
+/// macro-F1.
 pub const MAX_COMPLEX_TO_BUDGET: f64 = 0.005;
 
 /// One training example as the under-routing guard sees it.
@@ -323,8 +311,17 @@ pub struct Unseen {
     /// From heads that did not see it.
     pub p: [f32; CLASSES],
     pub label: usize,
-    /// A rule (`overrule`) keeps it out of budget whatever the heads say.
-    pub ruled_out_of_budget: bool,
+    /// The lowest class a rule (`overrule`) lets it go to, whatever the
+    /// heads say (0: no rule applies).
+    pub floor: usize,
+    /// Mostly in a script the encoder barely reads.
+    pub unread: bool,
+}
+
+/// `overrule` as a floor: it only ever raises a decision, to the same
+/// class whatever it was raised from, so `overrule(k)` is `max(k, floor)`.
+fn rule_floor(text: &str) -> usize {
+    overrule(0, text).map_or(0, |(raised, _)| raised)
 }
 
 /// The smallest handicap on `simple` that keeps complex → simple within
@@ -351,7 +348,7 @@ fn extra_handicap(examples: &[Unseen], bias: &[f32; 3]) -> f32 {
 /// Share of the complex examples that `bias` would send to budget.
 fn complex_to_budget(examples: &[Unseen], bias: &[f32; 3]) -> f64 {
     let complex = examples.iter().filter(|u| u.label == 2).count().max(1) as f64;
-    let under = examples.iter().filter(|u| u.label == 2 && !u.ruled_out_of_budget && decide(&u.p, bias) == 0).count();
+    let under = examples.iter().filter(|u| u.label == 2 && u.floor == 0 && decide(&u.p, bias) == 0).count();
     under as f64 / complex
 }
 
@@ -436,7 +433,7 @@ mod tests {
     }
 
     fn unseen(p: [f32; CLASSES], label: usize) -> Unseen {
-        Unseen { p, label, ruled_out_of_budget: false }
+        Unseen { p, label, floor: 0, unread: false }
     }
 
     #[test]
@@ -452,8 +449,21 @@ mod tests {
         // nothing to fix: no handicap
         assert_eq!(guard_against_under_routing(&examples[1..]), [0.0; 3]);
         // a miss a rule keeps out of budget needs no handicap either
-        examples[0].ruled_out_of_budget = true;
+        examples[0].floor = 1;
         assert_eq!(guard_against_under_routing(&examples), [0.0; 3]);
+    }
+
+    #[test]
+    fn a_rule_acts_as_a_floor_under_the_heads_decision() {
+        let proof = "Prove that every group of order 35 is cyclic.";
+        let versions =
+            format!("After upgrading from 22.04 to 24.04 the build breaks. {}", "More detail here. ".repeat(40));
+        for (text, floor) in [(proof, 2), (versions.as_str(), 1), ("Where is my parcel?", 0)] {
+            assert_eq!(rule_floor(text), floor, "{text}");
+            for k in 0..CLASSES {
+                assert_eq!(overrule(k, text).map_or(k, |(raised, _)| raised), k.max(floor), "{k}: {text}");
+            }
+        }
     }
 
     #[test]
