@@ -93,7 +93,7 @@ fn the_check_sets_share_no_query_with_the_training_set() {
     let key = |q: &str| q.trim().to_lowercase();
     let trained: HashSet<String> =
         load_jsonl(&data.join("train.jsonl")).unwrap().iter().map(|e| key(&e.query)).collect();
-    for set in ["check.jsonl", "check-real.jsonl", "check-scripts.jsonl"] {
+    for set in ["check.jsonl", "check-real.jsonl", "check-issues-prompts.jsonl", "check-scripts.jsonl"] {
         let examples = load_jsonl(&data.join(set)).unwrap();
         assert!(examples.len() >= 100, "{set} holds {} queries", examples.len());
         let seen: Vec<&str> = examples
