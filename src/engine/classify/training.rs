@@ -147,14 +147,16 @@ pub fn train(minilm: &MiniLm, table: &StaticTable, set: &TrainingSet) -> Result<
     // simple, on top of the handicap the rest sets: its misses would
     // otherwise push every query's handicap up, and its own share of
     // complex→budget would still be the worst.
-    let group = |wanted: bool| -> Vec<Unseen> { unseen.iter().filter(|u| u.unread == wanted).copied().collect() };
-    let bias = guard_against_under_routing(&group(false));
-    let discount = extra_handicap(&group(true), &bias);
+    let group = |examples: &[Unseen], unread: bool| -> Vec<Unseen> {
+        examples.iter().filter(|u| u.unread == unread).copied().collect()
+    };
+    let bias = guard_against_under_routing(&group(&unseen, false));
+    let discount = extra_handicap(&group(&unseen, true), &bias);
     let adjusted: Vec<Unseen> =
         unseen.iter().map(|u| if u.unread { Unseen { p: discount_simple(u.p, discount), ..*u } } else { *u }).collect();
     let decided: Vec<usize> = adjusted.iter().map(|u| decide(&u.p, &bias).max(u.floor)).collect();
     let labels: Vec<usize> = unseen.iter().map(|u| u.label).collect();
-    let unread_adjusted: Vec<Unseen> = adjusted.iter().filter(|u| u.unread).copied().collect();
+    let unread_adjusted = group(&adjusted, true);
     let fit = OutOfFold {
         handicap: bias[0],
         macro_f1: macro_f1(&decided, &labels),
