@@ -17,7 +17,9 @@
 //!
 //! Everything else (embeddings, layer norm, attention, GELU) is f32.
 
+use std::ops::Range;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use safetensors::SafeTensors;
 
@@ -52,6 +54,20 @@ pub struct Encoder {
     embed_norm: LayerNorm,
     layers: Vec<Layer>,
     kernel: Option<Kernel>,
+    /// Whether a long pass on an idle machine may use a second thread.
+    split: AtomicBool,
+}
+
+/// When a pass splits its rows across two threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Split {
+    Never,
+    /// With at least `SPLIT_MIN_ROWS` rows, two cores and no other pass
+    /// running.
+    WhenIdle,
+    /// Whenever there are two rows (tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Always,
 }
 
 /// The int8 matrix kernel the CPU runs.
@@ -161,6 +177,7 @@ impl Encoder {
             embed_norm: norm("embeddings.LayerNorm")?,
             layers,
             kernel,
+            split: true.into(),
         })
     }
 
@@ -176,69 +193,26 @@ impl Encoder {
     /// Mean-pooled (not yet normalised) last hidden states of each
     /// sequence. Sequences share every matrix product; attention stays
     /// within each. Ids past the vocabulary read as `[UNK]` (100).
+    ///
+    /// A pass of many rows on an otherwise idle machine splits its rows
+    /// between this thread and one more (see `split_threads`); the
+    /// result is the same bit for bit, as every step but attention is per
+    /// row and attention reads the other half's keys only after a meeting.
     pub fn pooled(&self, sequences: &[&[u32]]) -> Vec<[f32; HIDDEN]> {
-        match self.kernel {
-            // SAFETY: `Kernel::Vnni` and `Kernel::Amx` are only chosen when
-            // `vnni_available()`.
-            Some(Kernel::Vnni | Kernel::Amx) => unsafe { self.pooled_avx512(sequences) },
-            // SAFETY: `Kernel::Avx2` is only chosen when `avx2_available()`.
-            Some(Kernel::Avx2) => unsafe { self.pooled_avx2(sequences) },
-            None => self.pooled_impl(sequences),
-        }
+        let split = if self.split.load(Ordering::Relaxed) { Split::WhenIdle } else { Split::Never };
+        self.pooled_with(sequences, split)
     }
 
-    /// The pass compiled for AVX2 and FMA (8 wide).
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn pooled_avx2(&self, sequences: &[&[u32]]) -> Vec<[f32; HIDDEN]> {
-        self.pooled_impl(sequences)
+    /// Lets long passes use a second thread when the machine is idle
+    /// (the default), or keeps every pass on its caller's thread.
+    pub fn set_split(&self, on: bool) {
+        self.split.store(on, Ordering::Relaxed);
     }
 
-    #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn pooled_avx2(&self, sequences: &[&[u32]]) -> Vec<[f32; HIDDEN]> {
-        self.pooled_impl(sequences)
-    }
-
-    /// The same pass compiled for AVX-512, so the f32 parts (attention,
-    /// layer norm, GELU) run 16 wide; the crate itself targets baseline
-    /// x86-64.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512 F, BW and VNNI.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
-    unsafe fn pooled_avx512(&self, sequences: &[&[u32]]) -> Vec<[f32; HIDDEN]> {
-        self.pooled_impl(sequences)
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn pooled_avx512(&self, sequences: &[&[u32]]) -> Vec<[f32; HIDDEN]> {
-        self.pooled_impl(sequences)
-    }
-
-    #[inline(always)]
-    fn pooled_impl(&self, sequences: &[&[u32]]) -> Vec<[f32; HIDDEN]> {
+    fn pooled_with(&self, sequences: &[&[u32]], split: Split) -> Vec<[f32; HIDDEN]> {
         let rows: usize = sequences.iter().map(|s| s.len().min(MAX_POSITIONS)).sum();
         let mut scratch = SCRATCH.take();
         scratch.fit(rows);
-        let mut x = std::mem::take(&mut scratch.x);
-        let mut r = 0;
-        for seq in sequences {
-            for (pos, &id) in seq.iter().take(MAX_POSITIONS).enumerate() {
-                let id = if (id as usize) < self.vocab_size() { id as usize } else { 100 };
-                let row = &mut x[r * HIDDEN..(r + 1) * HIDDEN];
-                let word = &self.word[id * HIDDEN..(id + 1) * HIDDEN];
-                let position = &self.position[pos * HIDDEN..(pos + 1) * HIDDEN];
-                for (((o, w), p), t) in row.iter_mut().zip(word).zip(position).zip(&self.token_type[..HIDDEN]) {
-                    *o = w + p + t;
-                }
-                self.embed_norm.apply(row);
-                r += 1;
-            }
-        }
         let spans: Vec<(usize, usize)> = sequences
             .iter()
             .scan(0, |start, s| {
@@ -248,10 +222,60 @@ impl Encoder {
                 Some(span)
             })
             .collect();
-
-        for layer in &self.layers {
-            layer.forward(&mut x, rows, &spans, &mut scratch, self.kernel);
+        let Scratch { x, qkv, context, out, ffn, lanes } = &mut scratch;
+        for (&(start, _), seq) in spans.iter().zip(sequences) {
+            for (pos, &id) in seq.iter().take(MAX_POSITIONS).enumerate() {
+                let id = if (id as usize) < self.vocab_size() { id as usize } else { 100 };
+                let row = &mut x[(start + pos) * HIDDEN..][..HIDDEN];
+                let word = &self.word[id * HIDDEN..(id + 1) * HIDDEN];
+                let position = &self.position[pos * HIDDEN..(pos + 1) * HIDDEN];
+                for (((o, w), p), t) in row.iter_mut().zip(word).zip(position).zip(&self.token_type[..HIDDEN]) {
+                    *o = w + p + t;
+                }
+                self.embed_norm.apply(row);
+            }
         }
+
+        let busy = PassCount::enter();
+        let split = match split {
+            Split::Never => false,
+            Split::WhenIdle => busy.alone() && rows >= SPLIT_MIN_ROWS && *SPLIT_THREADS == 2,
+            Split::Always => rows >= 2,
+        };
+        let [qkv_a, qkv_b] = qkv;
+        let shared = SharedQkv::new([&mut qkv_a[..rows * 3 * HIDDEN], &mut qkv_b[..rows * 3 * HIDDEN]]);
+        let [lane_a, lane_b] = lanes;
+        if split {
+            let mid = rows.div_ceil(2);
+            let (x_a, x_b) = x[..rows * HIDDEN].split_at_mut(mid * HIDDEN);
+            let (context_a, context_b) = context[..rows * HIDDEN].split_at_mut(mid * HIDDEN);
+            let (out_a, out_b) = out[..rows * HIDDEN].split_at_mut(mid * HIDDEN);
+            let (ffn_a, ffn_b) = ffn[..rows * INTERMEDIATE].split_at_mut(mid * INTERMEDIATE);
+            let meet = Meet::default();
+            let first = Part { lo: 0, hi: mid, x: x_a, context: context_a, out: out_a, ffn: ffn_a, lane: lane_a };
+            let second = Part { lo: mid, hi: rows, x: x_b, context: context_b, out: out_b, ffn: ffn_b, lane: lane_b };
+            let pass = Pass { qkv: &shared, spans: &spans, meet: Some(&meet) };
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let _poison = meet.poison_on_panic();
+                    self.run_layers(second, &pass);
+                });
+                let _poison = meet.poison_on_panic();
+                self.run_layers(first, &pass);
+            });
+        } else {
+            let part = Part {
+                lo: 0,
+                hi: rows,
+                x: &mut x[..rows * HIDDEN],
+                context: &mut context[..rows * HIDDEN],
+                out: &mut out[..rows * HIDDEN],
+                ffn: &mut ffn[..rows * INTERMEDIATE],
+                lane: lane_a,
+            };
+            self.run_layers(part, &Pass { qkv: &shared, spans: &spans, meet: None });
+        }
+        drop(busy);
 
         let pooled = spans
             .iter()
@@ -266,10 +290,198 @@ impl Encoder {
             })
             .collect();
         if rows <= KEEP_SCRATCH_ROWS {
-            scratch.x = x;
             SCRATCH.set(scratch);
         }
         pooled
+    }
+
+    /// Every layer over one thread's rows, compiled for the CPU's vector
+    /// width so the f32 parts (attention, layer norm, GELU) run 8 or 16
+    /// wide; the crate itself targets baseline x86-64.
+    fn run_layers(&self, part: Part, pass: &Pass) {
+        match self.kernel {
+            // SAFETY: `Kernel::Vnni` and `Kernel::Amx` are only chosen when
+            // `vnni_available()`.
+            Some(Kernel::Vnni | Kernel::Amx) => unsafe { self.run_layers_avx512(part, pass) },
+            // SAFETY: `Kernel::Avx2` is only chosen when `avx2_available()`.
+            Some(Kernel::Avx2) => unsafe { self.run_layers_avx2(part, pass) },
+            None => self.run_layers_impl(part, pass),
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_layers_avx2(&self, part: Part, pass: &Pass) {
+        self.run_layers_impl(part, pass)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn run_layers_avx2(&self, part: Part, pass: &Pass) {
+        self.run_layers_impl(part, pass)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VNNI.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+    unsafe fn run_layers_avx512(&self, part: Part, pass: &Pass) {
+        self.run_layers_impl(part, pass)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn run_layers_avx512(&self, part: Part, pass: &Pass) {
+        self.run_layers_impl(part, pass)
+    }
+
+    #[inline(always)]
+    fn run_layers_impl(&self, mut part: Part, pass: &Pass) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            // Alternate q/k/v buffers when split: the other thread may
+            // still be reading this layer's keys while this one writes the
+            // next layer's, never two layers on (it meets us in between).
+            let qkv = if pass.meet.is_some() { i % 2 } else { 0 };
+            layer.forward(&mut part, pass, qkv, self.kernel);
+        }
+    }
+}
+
+/// Passes of at least this many rows split across two threads when the
+/// machine is otherwise idle: below it, starting a thread and meeting six
+/// times cost more than half the pass saves.
+const SPLIT_MIN_ROWS: usize = 8;
+
+/// Threads a pass may use: two where the machine has two cores or more.
+static SPLIT_THREADS: std::sync::LazyLock<usize> =
+    std::sync::LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(2)));
+
+/// Passes running in the process. One alone may borrow a second core;
+/// under concurrent load each keeps to its own, as splitting would only
+/// add meetings to work the cores already share.
+static PASSES: AtomicUsize = AtomicUsize::new(0);
+
+struct PassCount {
+    others: usize,
+}
+
+impl PassCount {
+    fn enter() -> Self {
+        PassCount { others: PASSES.fetch_add(1, Ordering::Relaxed) }
+    }
+
+    fn alone(&self) -> bool {
+        self.others == 0
+    }
+}
+
+impl Drop for PassCount {
+    fn drop(&mut self) {
+        PASSES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One thread's share of a pass: rows `lo..hi` of every row buffer.
+struct Part<'a> {
+    lo: usize,
+    hi: usize,
+    x: &'a mut [f32],
+    context: &'a mut [f32],
+    out: &'a mut [f32],
+    ffn: &'a mut [f32],
+    lane: &'a mut Lane,
+}
+
+/// What the threads of a pass share.
+struct Pass<'a> {
+    qkv: &'a SharedQkv<'a>,
+    spans: &'a [(usize, usize)],
+    /// Present when the pass is split.
+    meet: Option<&'a Meet>,
+}
+
+/// The two q/k/v buffers of a pass, which each thread fills for its own
+/// rows and then reads whole (attention needs every key of a sequence).
+struct SharedQkv<'a> {
+    buffers: [(*mut f32, usize); 2],
+    _borrow: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: the buffers are only reached through `rows_mut` and `all`,
+// whose contracts keep writes to disjoint rows and reads after a meeting.
+unsafe impl Sync for SharedQkv<'_> {}
+
+impl<'a> SharedQkv<'a> {
+    fn new(buffers: [&'a mut [f32]; 2]) -> Self {
+        SharedQkv { buffers: buffers.map(|b| (b.as_mut_ptr(), b.len())), _borrow: std::marker::PhantomData }
+    }
+
+    /// Rows `lo..hi` of buffer `b`, to write.
+    ///
+    /// # Safety
+    /// No other thread may touch these rows of buffer `b` until the
+    /// returned slice is dropped and the threads have met.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn rows_mut(&self, b: usize, lo: usize, hi: usize) -> &mut [f32] {
+        let (ptr, len) = self.buffers[b];
+        assert!(lo <= hi && hi * 3 * HIDDEN <= len);
+        // SAFETY: in bounds (asserted); exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(ptr.add(lo * 3 * HIDDEN), (hi - lo) * 3 * HIDDEN) }
+    }
+
+    /// All of buffer `b`, to read.
+    ///
+    /// # Safety
+    /// Every thread's writes to buffer `b` must be finished and followed
+    /// by a meeting, and none may write it while the slice lives.
+    unsafe fn all(&self, b: usize) -> &[f32] {
+        let (ptr, len) = self.buffers[b];
+        // SAFETY: the whole buffer; no writer by the caller's contract.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    }
+}
+
+/// Two threads meeting between the phases of a pass. They do equal work,
+/// so the first to arrive spins briefly; it then yields, in case the other
+/// was descheduled. A thread that panics poisons the meeting, and the
+/// other panics too rather than wait forever.
+#[derive(Default)]
+struct Meet {
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+    poisoned: AtomicBool,
+}
+
+impl Meet {
+    fn wait(&self) {
+        let generation = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) == 1 {
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+            return;
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Ordering::Acquire) == generation {
+            assert!(!self.poisoned.load(Ordering::Relaxed), "the other thread of a split pass panicked");
+            if spins < 4_096 {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    fn poison_on_panic(&self) -> impl Drop + '_ {
+        struct Guard<'a>(&'a Meet);
+        impl Drop for Guard<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.poisoned.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        Guard(self)
     }
 }
 
@@ -290,10 +502,17 @@ thread_local! {
 #[derive(Default)]
 struct Scratch {
     x: Vec<f32>,
-    qkv: Vec<f32>,
+    qkv: [Vec<f32>; 2],
     context: Vec<f32>,
     out: Vec<f32>,
     ffn: Vec<f32>,
+    /// One per thread of a split pass.
+    lanes: [Lane; 2],
+}
+
+/// A thread's own buffers: attention scores and int8 sums.
+#[derive(Default)]
+struct Lane {
     scores: Vec<f32>,
     int8: Int8Scratch,
 }
@@ -311,7 +530,9 @@ impl Scratch {
     /// Sizes every buffer for `rows` rows.
     fn fit(&mut self, rows: usize) {
         self.x.resize(rows * HIDDEN, 0.0);
-        self.qkv.resize(rows * 3 * HIDDEN, 0.0);
+        for qkv in &mut self.qkv {
+            qkv.resize(rows * 3 * HIDDEN, 0.0);
+        }
         self.context.resize(rows * HIDDEN, 0.0);
         self.out.resize(rows * HIDDEN, 0.0);
         self.ffn.resize(rows * INTERMEDIATE, 0.0);
@@ -319,40 +540,65 @@ impl Scratch {
 }
 
 impl Layer {
+    /// This layer over one thread's rows, using q/k/v buffer `b`.
     #[inline(always)]
-    fn forward(&self, x: &mut [f32], rows: usize, spans: &[(usize, usize)], s: &mut Scratch, kernel: Option<Kernel>) {
-        self.qkv.apply(x, rows, &mut s.qkv, &mut s.int8);
-        for &(start, len) in spans {
-            let qkv = &s.qkv[start * 3 * HIDDEN..(start + len) * 3 * HIDDEN];
-            let context = &mut s.context[start * HIDDEN..(start + len) * HIDDEN];
+    fn forward(&self, part: &mut Part, pass: &Pass, b: usize, kernel: Option<Kernel>) {
+        let (lo, hi) = (part.lo, part.hi);
+        let rows = hi - lo;
+        {
+            // SAFETY: these rows are this thread's alone until the meeting.
+            let own = unsafe { pass.qkv.rows_mut(b, lo, hi) };
+            self.qkv.apply(part.x, rows, own, &mut part.lane.int8);
+        }
+        if let Some(meet) = pass.meet {
+            meet.wait();
+        }
+        // SAFETY: every thread wrote its rows of buffer `b` before the
+        // meeting, and none writes it again before meeting once more.
+        let qkv = unsafe { pass.qkv.all(b) };
+        for &(start, len) in pass.spans {
+            // this thread's queries of the sequence, against all its keys
+            let (first, last) = (start.max(lo), (start + len).min(hi));
+            if first >= last {
+                continue;
+            }
+            let seq = &qkv[start * 3 * HIDDEN..(start + len) * 3 * HIDDEN];
+            let queries = first - start..last - start;
+            let context = &mut part.context[(first - lo) * HIDDEN..(last - lo) * HIDDEN];
             match kernel {
                 // SAFETY: `Kernel::Vnni` and `Kernel::Amx` are only chosen when
                 // `vnni_available()`, which includes AVX-512 F.
-                Some(Kernel::Vnni | Kernel::Amx) => unsafe { attention_avx512(qkv, len, context, &mut s.scores) },
-                _ => attention(qkv, len, context, &mut s.scores),
+                Some(Kernel::Vnni | Kernel::Amx) => unsafe {
+                    attention_avx512(seq, len, queries, context, &mut part.lane.scores)
+                },
+                // SAFETY: `Kernel::Avx2` is only chosen when `avx2_available()`.
+                Some(Kernel::Avx2) => unsafe { attention_avx2(seq, len, queries, context, &mut part.lane.scores) },
+                None => attention(seq, len, queries, context, &mut part.lane.scores),
             }
         }
-        self.attn_out.apply(&s.context, rows, &mut s.out, &mut s.int8);
-        for (row, add) in x.chunks_exact_mut(HIDDEN).zip(s.out.chunks_exact(HIDDEN)) {
+        let s = &mut part.lane.int8;
+        self.attn_out.apply(part.context, rows, part.out, s);
+        for (row, add) in part.x.chunks_exact_mut(HIDDEN).zip(part.out.chunks_exact(HIDDEN)) {
             row.iter_mut().zip(add).for_each(|(a, b)| *a += b);
             self.attn_norm.apply(row);
         }
-        self.ffn_in.apply(x, rows, &mut s.ffn, &mut s.int8);
-        s.ffn[..rows * INTERMEDIATE].iter_mut().for_each(|v| *v = gelu(*v));
-        self.ffn_out.apply(&s.ffn, rows, &mut s.out, &mut s.int8);
-        for (row, add) in x.chunks_exact_mut(HIDDEN).zip(s.out.chunks_exact(HIDDEN)) {
+        self.ffn_in.apply(part.x, rows, part.ffn, s);
+        part.ffn.iter_mut().for_each(|v| *v = gelu(*v));
+        self.ffn_out.apply(part.ffn, rows, part.out, s);
+        for (row, add) in part.x.chunks_exact_mut(HIDDEN).zip(part.out.chunks_exact(HIDDEN)) {
             row.iter_mut().zip(add).for_each(|(a, b)| *a += b);
             self.ffn_norm.apply(row);
         }
     }
 }
 
-/// Scaled dot-product attention of one sequence, all heads; `qkv` holds
-/// `len` rows of [q | k | v]. Keys are transposed per head first, so each
-/// query's scores are 32 vectorised row updates instead of `len` short dot
-/// products.
+/// Scaled dot-product attention of one sequence, all heads, for the
+/// queries in `queries`; `qkv` holds `len` rows of [q | k | v] and
+/// `context` one row per query. Keys are transposed per head first, so
+/// each query's scores are 32 vectorised row updates instead of `len`
+/// short dot products.
 #[inline(always)]
-fn attention(qkv: &[f32], len: usize, context: &mut [f32], scratch: &mut Vec<f32>) {
+fn attention(qkv: &[f32], len: usize, queries: Range<usize>, context: &mut [f32], scratch: &mut Vec<f32>) {
     let scale = 1.0 / (HEAD_DIM as f32).sqrt();
     scratch.resize(len + HEAD_DIM * len, 0.0);
     let (scores, keys_t) = scratch.split_at_mut(len);
@@ -363,7 +609,7 @@ fn attention(qkv: &[f32], len: usize, context: &mut [f32], scratch: &mut Vec<f32
                 keys_t[d * len + j] = k;
             }
         }
-        for i in 0..len {
+        for i in queries.clone() {
             let q = &qkv[i * 3 * HIDDEN + off..][..HEAD_DIM];
             scores.fill(0.0);
             for (&qd, kd) in q.iter().zip(keys_t.chunks_exact(len)) {
@@ -378,7 +624,8 @@ fn attention(qkv: &[f32], len: usize, context: &mut [f32], scratch: &mut Vec<f32
                 let v = &row[2 * HIDDEN + off..2 * HIDDEN + off + HEAD_DIM];
                 out.iter_mut().zip(v).for_each(|(o, v)| *o += p * v);
             }
-            context[i * HIDDEN + off..][..HEAD_DIM].iter_mut().zip(out).for_each(|(c, o)| *c = o * inv);
+            let row = i - queries.start;
+            context[row * HIDDEN + off..][..HEAD_DIM].iter_mut().zip(out).for_each(|(c, o)| *c = o * inv);
         }
     }
 }
@@ -400,7 +647,13 @@ const KEY_BLOCK: usize = 32;
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
-unsafe fn attention_avx512(qkv: &[f32], len: usize, context: &mut [f32], scratch: &mut Vec<f32>) {
+unsafe fn attention_avx512(
+    qkv: &[f32],
+    len: usize,
+    queries: Range<usize>,
+    context: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
     use std::arch::x86_64::*;
     let scale = 1.0 / (HEAD_DIM as f32).sqrt();
     // keys transposed (a row per dimension), padded with zero keys to whole
@@ -408,7 +661,7 @@ unsafe fn attention_avx512(qkv: &[f32], len: usize, context: &mut [f32], scratch
     let padded = len.next_multiple_of(KEY_BLOCK);
     scratch.resize(HEAD_DIM * padded + QUERY_BLOCK * padded, 0.0);
     let (keys_t, scores) = scratch.split_at_mut(HEAD_DIM * padded);
-    assert!(qkv.len() >= len * 3 * HIDDEN && context.len() >= len * HIDDEN);
+    assert!(queries.end <= len && qkv.len() >= len * 3 * HIDDEN && context.len() >= queries.len() * HIDDEN);
     for h in 0..HEADS {
         let off = h * HEAD_DIM;
         for (d, keys) in keys_t.chunks_exact_mut(padded).enumerate() {
@@ -417,8 +670,8 @@ unsafe fn attention_avx512(qkv: &[f32], len: usize, context: &mut [f32], scratch
             }
             keys[len..].fill(0.0);
         }
-        for first in (0..len).step_by(QUERY_BLOCK) {
-            let count = (len - first).min(QUERY_BLOCK);
+        for first in queries.clone().step_by(QUERY_BLOCK) {
+            let count = (queries.end - first).min(QUERY_BLOCK);
             // missing queries of the last block stay zero, and so do their
             // scores and weights
             let mut q = [[0f32; HEAD_DIM]; QUERY_BLOCK];
@@ -469,7 +722,7 @@ unsafe fn attention_avx512(qkv: &[f32], len: usize, context: &mut [f32], scratch
                 }
                 for t in 0..count {
                     let scale = _mm512_set1_ps(inv[t]);
-                    let out = context.as_mut_ptr().add((first + t) * HIDDEN + off);
+                    let out = context.as_mut_ptr().add((first + t - queries.start) * HIDDEN + off);
                     _mm512_storeu_ps(out, _mm512_mul_ps(acc[t][0], scale));
                     _mm512_storeu_ps(out.add(16), _mm512_mul_ps(acc[t][1], scale));
                 }
@@ -479,8 +732,103 @@ unsafe fn attention_avx512(qkv: &[f32], len: usize, context: &mut [f32], scratch
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn attention_avx512(_: &[f32], _: usize, _: &mut [f32], _: &mut Vec<f32>) {
+unsafe fn attention_avx512(_: &[f32], _: usize, _: Range<usize>, _: &mut [f32], _: &mut Vec<f32>) {
     unreachable!("AVX-512 is only detected on x86_64")
+}
+
+/// Keys per block of scores in `attention_avx2`: two AVX2 registers.
+const KEY_BLOCK_AVX2: usize = 16;
+
+/// `attention_avx512` for AVX2: blocks of 4 queries × 16 keys (scores),
+/// then 4 queries × 16 dimensions twice (weighted values), 8 sums in
+/// registers each, fused multiply-adds throughout. The row-update form
+/// left the compiler separate multiplies and adds and a load and store per
+/// score and dimension: 11% of an AVX2 pass.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn attention_avx2(qkv: &[f32], len: usize, queries: Range<usize>, context: &mut [f32], scratch: &mut Vec<f32>) {
+    use std::arch::x86_64::*;
+    let scale = 1.0 / (HEAD_DIM as f32).sqrt();
+    let padded = len.next_multiple_of(KEY_BLOCK_AVX2);
+    scratch.resize(HEAD_DIM * padded + QUERY_BLOCK * padded, 0.0);
+    let (keys_t, scores) = scratch.split_at_mut(HEAD_DIM * padded);
+    assert!(queries.end <= len && qkv.len() >= len * 3 * HIDDEN && context.len() >= queries.len() * HIDDEN);
+    for h in 0..HEADS {
+        let off = h * HEAD_DIM;
+        for (d, keys) in keys_t.chunks_exact_mut(padded).enumerate() {
+            for (j, k) in keys[..len].iter_mut().enumerate() {
+                *k = qkv[j * 3 * HIDDEN + HIDDEN + off + d];
+            }
+            keys[len..].fill(0.0);
+        }
+        for first in queries.clone().step_by(QUERY_BLOCK) {
+            let count = (queries.end - first).min(QUERY_BLOCK);
+            let mut q = [[0f32; HEAD_DIM]; QUERY_BLOCK];
+            for (t, qt) in q.iter_mut().enumerate().take(count) {
+                let row = &qkv[(first + t) * 3 * HIDDEN + off..][..HEAD_DIM];
+                qt.iter_mut().zip(row).for_each(|(a, b)| *a = b * scale);
+            }
+            for block in (0..padded).step_by(KEY_BLOCK_AVX2) {
+                // SAFETY: dimension d's keys are keys_t[d·padded..][..padded]
+                // and block + 16 ≤ padded; scores holds 4 rows of padded.
+                unsafe {
+                    let mut acc = [[_mm256_setzero_ps(); 2]; QUERY_BLOCK];
+                    for (d, keys) in keys_t.chunks_exact(padded).enumerate() {
+                        let k = keys.as_ptr().add(block);
+                        let (k0, k1) = (_mm256_loadu_ps(k), _mm256_loadu_ps(k.add(8)));
+                        for (a, qt) in acc.iter_mut().zip(&q) {
+                            let qd = _mm256_set1_ps(qt[d]);
+                            a[0] = _mm256_fmadd_ps(qd, k0, a[0]);
+                            a[1] = _mm256_fmadd_ps(qd, k1, a[1]);
+                        }
+                    }
+                    for (t, a) in acc.iter().enumerate() {
+                        let out = scores.as_mut_ptr().add(t * padded + block);
+                        _mm256_storeu_ps(out, a[0]);
+                        _mm256_storeu_ps(out.add(8), a[1]);
+                    }
+                }
+            }
+            let mut inv = [0f32; QUERY_BLOCK];
+            for (t, s) in scores.chunks_exact_mut(padded).take(count).enumerate() {
+                let s = &mut s[..len];
+                let max = lanes(s, f32::NEG_INFINITY, f32::max);
+                s.iter_mut().for_each(|v| *v = fast_exp(*v - max));
+                inv[t] = 1.0 / lanes(s, 0.0, |a, b| a + b);
+            }
+            for half in [0, HEAD_DIM / 2] {
+                // SAFETY: value row j's half is qkv[j·1152 + 768 + off + half..][..16],
+                // within the asserted length; scores holds 4 rows of padded ≥ len.
+                unsafe {
+                    let mut acc = [[_mm256_setzero_ps(); 2]; QUERY_BLOCK];
+                    for j in 0..len {
+                        let v = qkv.as_ptr().add(j * 3 * HIDDEN + 2 * HIDDEN + off + half);
+                        let (v0, v1) = (_mm256_loadu_ps(v), _mm256_loadu_ps(v.add(8)));
+                        for (t, a) in acc.iter_mut().enumerate() {
+                            let p = _mm256_set1_ps(*scores.get_unchecked(t * padded + j));
+                            a[0] = _mm256_fmadd_ps(p, v0, a[0]);
+                            a[1] = _mm256_fmadd_ps(p, v1, a[1]);
+                        }
+                    }
+                    for t in 0..count {
+                        let scale = _mm256_set1_ps(inv[t]);
+                        let out = context.as_mut_ptr().add((first + t - queries.start) * HIDDEN + off + half);
+                        _mm256_storeu_ps(out, _mm256_mul_ps(acc[t][0], scale));
+                        _mm256_storeu_ps(out.add(8), _mm256_mul_ps(acc[t][1], scale));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn attention_avx2(_: &[f32], _: usize, _: Range<usize>, _: &mut [f32], _: &mut Vec<f32>) {
+    unreachable!("AVX2 is only detected on x86_64")
 }
 
 impl LayerNorm {
@@ -1043,23 +1391,90 @@ mod tests {
 
     #[test]
     fn blocked_attention_agrees_with_row_attention() {
-        if !vnni_available() {
-            eprintln!("no AVX-512 here: blocked attention not exercised");
-            return;
+        let mut blocked: Vec<(&str, AttentionFn)> = Vec::new();
+        if vnni_available() {
+            blocked.push(("AVX-512", attention_avx512));
+        }
+        if avx2_available() {
+            blocked.push(("AVX2", attention_avx2));
+        }
+        if blocked.is_empty() {
+            eprintln!("neither AVX-512 nor AVX2 here: blocked attention not exercised");
         }
         let mut next = uniform(11);
-        // lengths around the 4-query and 32-key blocks
-        for len in [1, 3, 4, 5, 20, 32, 33, 64, 127, 128] {
+        // lengths around the 4-query and 16- and 32-key blocks; all
+        // queries, then a range that starts and ends inside query blocks
+        for len in [1, 3, 4, 5, 15, 16, 17, 20, 32, 33, 64, 127, 128] {
             let qkv: Vec<f32> = (0..len * 3 * HIDDEN).map(|_| next() * 6.0).collect();
-            let (mut rows, mut blocked) = (vec![0f32; len * HIDDEN], vec![f32::NAN; len * HIDDEN]);
-            let mut scratch = Vec::new();
-            attention(&qkv, len, &mut rows, &mut scratch);
-            // a used scratch: nothing may depend on its old contents
-            scratch.iter_mut().for_each(|v| *v = 1e6);
-            // SAFETY: AVX-512 F checked above.
-            unsafe { attention_avx512(&qkv, len, &mut blocked, &mut scratch) };
-            for (i, (a, b)) in rows.iter().zip(&blocked).enumerate() {
-                assert!((a - b).abs() <= 1e-4 * (1.0 + a.abs()), "len {len}, value {i}: {a} vs {b}");
+            for queries in [0..len, len / 3..len - len / 4] {
+                let mut rows = vec![0f32; queries.len() * HIDDEN];
+                let mut scratch = Vec::new();
+                attention(&qkv, len, queries.clone(), &mut rows, &mut scratch);
+                for &(name, f) in &blocked {
+                    let mut out = vec![f32::NAN; queries.len() * HIDDEN];
+                    // a used scratch: nothing may depend on its old contents
+                    scratch.iter_mut().for_each(|v| *v = 1e6);
+                    // SAFETY: the CPU feature was checked above.
+                    unsafe { f(&qkv, len, queries.clone(), &mut out, &mut scratch) };
+                    for (i, (a, b)) in rows.iter().zip(&out).enumerate() {
+                        assert!(
+                            (a - b).abs() <= 1e-4 * (1.0 + a.abs()),
+                            "{name}, len {len}, {queries:?}, value {i}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    type AttentionFn = unsafe fn(&[f32], usize, Range<usize>, &mut [f32], &mut Vec<f32>);
+
+    /// Split passes give the single-thread result bit for bit: every step
+    /// but attention is per row, and attention reads all keys after the
+    /// threads meet. Random weights, several sequences whose spans straddle
+    /// the split, every kernel this CPU has and f32.
+    #[test]
+    fn a_split_pass_equals_a_single_thread_pass() {
+        let mut next = uniform(23);
+        let mut random = |len: usize, scale: f32| -> Vec<f32> { (0..len).map(|_| next() * scale).collect() };
+        let mut kernels = vec![None];
+        kernels.extend(Kernel::detect().map(Some));
+        if avx2_available() && Kernel::detect() != Some(Kernel::Avx2) {
+            kernels.push(Some(Kernel::Avx2));
+        }
+        for kernel in kernels {
+            let linear = |random: &mut dyn FnMut(usize, f32) -> Vec<f32>, n: usize, m: usize| {
+                Linear::new(random(n * m, 0.1), random(m, 0.1), n, kernel)
+            };
+            let norm = |random: &mut dyn FnMut(usize, f32) -> Vec<f32>| LayerNorm {
+                gamma: random(HIDDEN, 0.2).into_iter().map(|g| g + 1.0).collect(),
+                beta: random(HIDDEN, 0.2),
+            };
+            let layers = (0..2)
+                .map(|_| Layer {
+                    qkv: linear(&mut random, HIDDEN, 3 * HIDDEN),
+                    attn_out: linear(&mut random, HIDDEN, HIDDEN),
+                    attn_norm: norm(&mut random),
+                    ffn_in: linear(&mut random, HIDDEN, INTERMEDIATE),
+                    ffn_out: linear(&mut random, INTERMEDIATE, HIDDEN),
+                    ffn_norm: norm(&mut random),
+                })
+                .collect();
+            let encoder = Encoder {
+                word: random(128 * HIDDEN, 1.0),
+                position: random(MAX_POSITIONS * HIDDEN, 1.0),
+                token_type: random(2 * HIDDEN, 1.0),
+                embed_norm: norm(&mut random),
+                layers,
+                kernel,
+                split: true.into(),
+            };
+            let seqs: [&[u32]; 3] = [&[1, 7, 9, 2, 40, 33, 3], &[5; 20], &[8, 60, 400, 4]];
+            for batch in [&seqs[..], &seqs[1..2], &seqs[..1]] {
+                let single = encoder.pooled_with(batch, Split::Never);
+                let split = encoder.pooled_with(batch, Split::Always);
+                assert!(single.iter().flatten().all(|v| v.is_finite()));
+                assert_eq!(single, split, "{kernel:?}, {} sequences", batch.len());
             }
         }
     }

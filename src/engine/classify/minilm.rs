@@ -70,6 +70,12 @@ impl MiniLm {
         }
     }
 
+    /// Lets a long pass use a second thread while no other pass runs (the
+    /// default), or keeps each pass on its caller's thread.
+    pub fn set_split(&self, on: bool) {
+        self.encoder.set_split(on);
+    }
+
     /// Token ids with `[CLS]` … `[SEP]`. Of a long paste only the first
     /// 3 KB and the last 1 KB are read: the model sees 64 tokens at most,
     /// and tokenizing a 12 KB log costs more than classifying it.
